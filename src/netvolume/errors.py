@@ -1,0 +1,200 @@
+"""The exception tree of netvolume.
+
+Every error raised on bad input is a :class:`NetVolumeError`. Its message says what is
+wrong, repeats the offending value next to the expected one, names the file(s) and the
+DICOM tag or field, and ends with what to do about it. Messages never contain patient
+identifiers (names, IDs, birth dates): files are named by path, instances by UID.
+
+Tree::
+
+    NetVolumeError
+    ├── InputPathError            path missing, not a folder, permission denied
+    ├── DicomReadError            a file that cannot be parsed as DICOM
+    ├── PixelDataError            pixel data missing, truncated or not decodable
+    ├── SeriesSelectionError
+    │   ├── NoImageSeriesError    nothing loadable in a folder
+    │   ├── MultipleSeriesError   several series/stacks and none chosen
+    │   └── SeriesNotFoundError   the requested series UID is not there
+    ├── GeometryError             a stack that is not one regular 3D volume
+    │   ├── InconsistentOrientationError
+    │   ├── InconsistentPixelSpacingError
+    │   ├── InconsistentMatrixError
+    │   ├── InconsistentPixelFormatError
+    │   ├── MissingGeometryError  no ImagePositionPatient / ImageOrientationPatient
+    │   ├── SingleSliceError
+    │   ├── DuplicatePositionError
+    │   ├── MissingSliceError     a gap: one or more slices absent
+    │   ├── IrregularSpacingError
+    │   └── GantryTiltError       a sheared stack while tilt correction is off
+    └── VolumeError (also ValueError)  an invalid Volume (shape, affine, ...)
+
+The exit code of the command line for each class is given by :data:`EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = [
+    "EXIT_CODES",
+    "DicomReadError",
+    "DuplicatePositionError",
+    "GantryTiltError",
+    "GeometryError",
+    "InconsistentMatrixError",
+    "InconsistentOrientationError",
+    "InconsistentPixelFormatError",
+    "InconsistentPixelSpacingError",
+    "InputPathError",
+    "IrregularSpacingError",
+    "MissingGeometryError",
+    "MissingSliceError",
+    "MultipleSeriesError",
+    "NetVolumeError",
+    "NoImageSeriesError",
+    "PixelDataError",
+    "SeriesNotFoundError",
+    "SeriesSelectionError",
+    "SingleSliceError",
+    "VolumeError",
+]
+
+#: How many file names a message lists before it says "and N more".
+_MAX_FILES_IN_MESSAGE = 6
+
+
+def format_files(files: Iterable[str | Path], limit: int = _MAX_FILES_IN_MESSAGE) -> str:
+    """Return a short, readable list of file names for an error message."""
+    names = [str(f) for f in files]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+
+
+class NetVolumeError(Exception):
+    """Base class of every error netvolume raises on bad input.
+
+    Parameters
+    ----------
+    message
+        What is wrong, with the offending value and the expected one.
+    files
+        The files involved (paths), listed in the message.
+    tag
+        The DICOM keyword (or field name) at fault, if any.
+    hint
+        What the user can do about it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        files: Sequence[str | Path] = (),
+        tag: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.files: tuple[Path, ...] = tuple(Path(f) for f in files)
+        self.tag = tag
+        self.hint = hint
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        parts = [self.message]
+        if self.tag:
+            parts.append(f"[tag: {self.tag}]")
+        if self.files:
+            parts.append(f"[files: {format_files(self.files)}]")
+        text = " ".join(parts)
+        if self.hint:
+            text += f" -> {self.hint}"
+        return text
+
+
+class InputPathError(NetVolumeError):
+    """A path that does not exist, is not of the expected kind, or cannot be read."""
+
+
+class DicomReadError(NetVolumeError):
+    """A file that cannot be parsed as DICOM (not DICOM, corrupt, truncated header)."""
+
+
+class PixelDataError(NetVolumeError):
+    """Pixel data that is missing, shorter than declared, or cannot be decoded."""
+
+
+class SeriesSelectionError(NetVolumeError):
+    """No single image series could be chosen from what was found."""
+
+
+class NoImageSeriesError(SeriesSelectionError):
+    """A folder (or catalogue) that contains no loadable image series."""
+
+
+class MultipleSeriesError(SeriesSelectionError):
+    """Several image series or stacks were found and none was chosen."""
+
+
+class SeriesNotFoundError(SeriesSelectionError):
+    """The requested series (or stack) identifier is not in the catalogue."""
+
+
+class GeometryError(NetVolumeError):
+    """A set of slices that does not form one regular 3D volume."""
+
+
+class InconsistentOrientationError(GeometryError):
+    """Slices with different ImageOrientationPatient in one stack."""
+
+
+class InconsistentPixelSpacingError(GeometryError):
+    """Slices with different PixelSpacing in one stack."""
+
+
+class InconsistentMatrixError(GeometryError):
+    """Slices with different Rows / Columns in one stack."""
+
+
+class InconsistentPixelFormatError(GeometryError):
+    """Slices with different BitsAllocated / PixelRepresentation / SamplesPerPixel."""
+
+
+class MissingGeometryError(GeometryError):
+    """Images without ImagePositionPatient or ImageOrientationPatient (not a 3D stack)."""
+
+
+class SingleSliceError(GeometryError):
+    """A stack of one slice, whose slice spacing is therefore unknown."""
+
+
+class DuplicatePositionError(GeometryError):
+    """Two or more slices at the same position whose pixel data differ."""
+
+
+class MissingSliceError(GeometryError):
+    """A gap in the stack: one or more slices between two others are absent."""
+
+
+class IrregularSpacingError(GeometryError):
+    """Slice spacing that varies along the stack (and is not explained by a gap)."""
+
+
+class GantryTiltError(GeometryError):
+    """A sheared (gantry-tilted) stack while tilt correction was switched off."""
+
+
+class VolumeError(NetVolumeError, ValueError):
+    """An invalid :class:`~netvolume.volume.Volume` (bad shape, affine or metadata)."""
+
+
+#: Exit codes of the ``netvolume`` command line (see ``netvolume --help``).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "data_error": 1,  # the input was read but is not usable (any NetVolumeError but below)
+    "usage_error": 2,  # bad command-line arguments (argparse's own code)
+    "input_path_error": 3,  # path missing, not a folder, permission denied
+    "selection_error": 4,  # no series, several series and none chosen, unknown UID
+    "internal_error": 70,  # a bug in netvolume: please report it (EX_SOFTWARE)
+}

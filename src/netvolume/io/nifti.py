@@ -1,0 +1,143 @@
+"""NIfTI-1 in and out, converting between netvolume's LPS array-order affine and NIfTI's RAS.
+
+A NIfTI file indexes its data ``(i, j, k)`` with ``i`` fastest on disk and maps it to RAS
+millimetres through the sform (NIfTI-1 header, fields ``srow_x/y/z``). netvolume indexes
+``[k, j, i]`` and maps to LPS. The conversion is therefore an axis reversal plus
+``diag(-1, -1, 1, 1)``, done here and nowhere else. Files written here open in nibabel,
+ITK-SNAP and 3D Slicer in the right place (sform and qform both set, code 1 = scanner
+anatomical).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from netvolume.errors import InputPathError, VolumeError
+from netvolume.io._atomic import atomic_path
+from netvolume.volume import Provenance, Volume
+
+__all__ = ["LPS_TO_RAS", "read_nifti", "volume_to_nifti", "write_nifti"]
+
+#: Flip of the first two world axes: LPS <-> RAS (its own inverse).
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: Reverses array order (k, j, i) <-> NIfTI order (i, j, k) in a homogeneous index.
+_REVERSE = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+
+
+def volume_to_nifti(volume: Volume) -> nib.Nifti1Image:
+    """Return a ``nibabel.Nifti1Image`` of the Volume with its RAS affine.
+
+    RGB volumes are written as NIfTI RGB24 (``intent`` none, datatype 128).
+    """
+    arr = volume.array
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    if arr.ndim == 4:
+        rgb = np.ascontiguousarray(arr.astype(np.uint8))
+        rgb_dtype = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+        data = rgb.view(rgb_dtype)[..., 0].transpose(2, 1, 0)
+    else:
+        data = arr.transpose(2, 1, 0)
+    ras_affine = LPS_TO_RAS @ volume.affine @ _REVERSE
+    img = nib.Nifti1Image(data, ras_affine)
+    img.set_sform(ras_affine, code=1)
+    img.set_qform(ras_affine, code=1)
+    img.header.set_xyzt_units(xyz="mm", t="sec")
+    descrip = f"netvolume {volume.provenance.netvolume_version} {volume.modality}"
+    img.header["descrip"] = descrip.encode("ascii", "replace")[:79]
+    return img
+
+
+def write_nifti(volume: Volume, path: str | Path) -> Path:
+    """Write a Volume as NIfTI-1 (``.nii`` or ``.nii.gz``), atomically.
+
+    Parameters
+    ----------
+    volume
+        The Volume to write (any numeric dtype; booleans become uint8).
+    path
+        Target file; the suffix chooses compression. Written to a temporary file in the
+        same folder first and renamed, so no half-written file is ever left behind.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        raise VolumeError(
+            f"NIfTI output must end in .nii or .nii.gz; got {path.name!r}",
+            hint="choose an output name like OUT.nii.gz",
+        )
+    img = volume_to_nifti(volume)
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
+    with atomic_path(path, suffix=suffix) as tmp:
+        nib.save(img, str(tmp))
+    return path
+
+
+def read_nifti(
+    path: str | Path,
+    *,
+    frame_of_reference_uid: str | None = None,
+    modality: str = "",
+    units: str = "",
+) -> Volume:
+    """Read a 3D NIfTI-1/2 file into a Volume (LPS, array order).
+
+    The sform is used when its code is non-zero, else the qform (nibabel's
+    ``get_best_affine``). Scaling (``scl_slope``/``scl_inter``) is applied when present.
+
+    Raises
+    ------
+    InputPathError
+        If the file does not exist or cannot be read.
+    VolumeError
+        If the image is not 3D (a 4D file with one volume is accepted).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputPathError(f"NIfTI file not found: {path}", files=[path])
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several unrelated types
+        raise InputPathError(
+            f"cannot read NIfTI file {path}: {exc}", files=[path], hint="check the file"
+        ) from exc
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise InputPathError(
+            f"{path.name} is a {type(img).__name__}, not a NIfTI image",
+            files=[path],
+            hint="convert it to NIfTI (.nii / .nii.gz) first",
+        )
+    data = np.asanyarray(img.dataobj)
+    if data.dtype.names is not None and data.dtype.names[:3] == ("R", "G", "B"):
+        # RGB24 or RGBA32: the alpha channel, if any, is not image data and is dropped
+        data = np.stack([data["R"], data["G"], data["B"]], axis=-1)
+        data = data.transpose(2, 1, 0, 3)
+    else:
+        if data.ndim == 4 and data.shape[3] == 1:
+            data = data[..., 0]
+        if data.ndim == 2:
+            data = data[..., np.newaxis]
+        if data.ndim != 3:
+            raise VolumeError(
+                f"{path.name}: expected a 3D image; got shape {data.shape}",
+                files=[path],
+                hint="split 4D files into 3D volumes first",
+            )
+        data = data.transpose(2, 1, 0)
+    affine = LPS_TO_RAS @ img.header.get_best_affine() @ _REVERSE
+    return Volume(
+        np.ascontiguousarray(data),
+        affine,
+        frame_of_reference_uid=frame_of_reference_uid,
+        modality=modality,
+        units=units,
+        provenance=Provenance(source=str(path)),
+    )
