@@ -569,6 +569,18 @@ def _images_from_dataset(
         else:
             position = _floats(ds.get("ImagePositionPatient"), 3)
             orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+            if n_frames > 1 and position is not None:
+                # a multi-frame object without functional groups: frames are placed by
+                # GridFrameOffsetVector (RT Dose, PS3.3 C.8.8.3.2) along the normal, or
+                # cannot be placed at all
+                offsets = _floats(ds.get("GridFrameOffsetVector"), n_frames)
+                if offsets is None or orientation is None:
+                    position = None
+                else:
+                    nrm = np.cross(orientation[:3], orientation[3:])
+                    position = tuple(  # type: ignore[assignment]
+                        float(v) for v in np.asarray(position) + offsets[f] * nrm
+                    )
             spacing = _floats(ds.get("PixelSpacing"), 2)
             f_thick, f_sbs = thickness, sbs
             slope = _float(ds.get("RescaleSlope"))
@@ -614,14 +626,35 @@ def _units_of(ds: Dataset) -> str:
     return rescale_type if rescale_type and rescale_type != "US" else "arbitrary"
 
 
+def _iso_datetime(dicom_dt: str) -> str | None:
+    """Convert a DICOM DA+TM or DT string (``YYYYMMDDHHMMSS.FFFFFF``) to ISO 8601.
+
+    The UTC offset of a DT value, if any, is dropped (DICOM times are local times unless
+    TimezoneOffsetFromUTC says otherwise). Returns None for a malformed value.
+    """
+    v = dicom_dt.strip().split("+")[0].split("-")[0]
+    date, time = v[:8], v[8:]
+    if len(date) != 8 or not date.isdigit():
+        return None
+    iso = f"{date[:4]}-{date[4:6]}-{date[6:8]}"
+    if time:
+        main, _, frac = time.partition(".")
+        if not main.isdigit() or len(main) not in (2, 4, 6):
+            return None
+        main = main.ljust(6, "0")
+        iso += f"T{main[:2]}:{main[2:4]}:{main[4:6]}" + (f".{frac}" if frac else "")
+    return iso
+
+
 def _acq_datetime(ds: Dataset) -> str | None:
+    """Acquisition date-time of an image as ISO 8601 (local time), or None."""
     dt = ds.get("AcquisitionDateTime")
     if dt:
-        return str(dt)
+        return _iso_datetime(str(dt))
     date = ds.get("AcquisitionDate") or ds.get("SeriesDate") or ds.get("StudyDate")
-    time = ds.get("AcquisitionTime") or ds.get("SeriesTime")
+    time = ds.get("AcquisitionTime") or ds.get("SeriesTime") or ""
     if date:
-        return f"{date}{time or ''}"
+        return _iso_datetime(f"{date}{str(time).replace(':', '')}")
     return None
 
 
@@ -1317,15 +1350,20 @@ def _check_spacing_and_tilt(
     dev = np.abs(diffs - median) / median
     bad = np.nonzero(dev > slice_spacing_rtol)[0]
     if bad.size:
-        b = int(bad[0])
-        ratio = diffs[b] / median
+        # a gap: every step is a whole multiple of the smallest step (with a few slices
+        # left the median can sit between the two, so it is not the base here)
+        base = float(diffs.min())
+        ratios = diffs / base
+        whole = np.abs(ratios - np.round(ratios)) <= np.maximum(slice_spacing_rtol * ratios, 0.02)
+        gaps = np.nonzero(np.round(ratios) >= 2)[0]
+        b = int(gaps[0]) if gaps.size else int(bad[0])
         before, after = images[uniq[b]], images[uniq[b + 1]]
-        if ratio > 1.5 and abs(ratio - round(ratio)) <= max(slice_spacing_rtol * ratio, 0.05):
-            n_missing = round(ratio) - 1
+        if bool(np.all(whole)) and gaps.size:
+            n_missing = int(np.sum(np.round(ratios) - 1))
             raise MissingSliceError(
-                f"{n_missing} slice(s) missing in stack {series.uid}: {diffs[b]:.4g} mm between"
-                f" two slices where the spacing is {median:.4g} mm (gap after slice "
-                f"{b + 1} of {len(uniq)}; {bad.size} irregular step(s) in all)",
+                f"{n_missing} slice(s) missing in stack {series.uid}: {diffs[b]:.4g} mm "
+                f"between two slices where the spacing is {base:.4g} mm (first gap after "
+                f"slice {b + 1} of {len(uniq)}; {gaps.size} gap(s) in all)",
                 files=[_where(before), _where(after)],
                 tag="ImagePositionPatient",
                 hint="the export is incomplete: export the series again from PACS",
