@@ -578,9 +578,7 @@ def _images_from_dataset(
                     position = None
                 else:
                     nrm = np.cross(orientation[:3], orientation[3:])
-                    position = tuple(  # type: ignore[assignment]
-                        float(v) for v in np.asarray(position) + offsets[f] * nrm
-                    )
+                    position = tuple(float(v) for v in np.asarray(position) + offsets[f] * nrm)
             spacing = _floats(ds.get("PixelSpacing"), 2)
             f_thick, f_sbs = thickness, sbs
             slope = _float(ds.get("RescaleSlope"))
@@ -1488,16 +1486,36 @@ def _read_values(images: Sequence[_Image]) -> np.ndarray:
     stored_dtype = np.dtype(f"{'i' if representation == 1 else 'u'}{alloc // 8}")
     out_dtype = _output_dtype(images, stored_dtype, data=None)
     if out_dtype is None:
-        # the declared range does not decide the output type: read, then look at the data
-        raw = _read_native(images, stored_dtype, stored_dtype, rescale=False)
-        return _rescale(raw, images, masked=True)
+        # the declared range (BitsStored) would need int32, but the values present rarely
+        # do: try int16, checking each slice's range while it is in cache
+        try:
+            return _read_native(
+                images, stored_dtype, np.dtype(np.int16), rescale=True, check_range=True
+            )
+        except _RangeOverflowError:
+            raw = _read_native(images, stored_dtype, stored_dtype, rescale=False)
+            return _rescale(raw, images, masked=True)
     return _read_native(images, stored_dtype, out_dtype, rescale=True)
 
 
+class _RangeOverflowError(Exception):
+    """Internal: a slice's rescaled values do not fit the optimistic output type."""
+
+
 def _read_native(
-    images: Sequence[_Image], stored_dtype: np.dtype, out_dtype: np.dtype, *, rescale: bool
+    images: Sequence[_Image],
+    stored_dtype: np.dtype,
+    out_dtype: np.dtype,
+    *,
+    rescale: bool,
+    check_range: bool = False,
 ) -> np.ndarray:
-    """Fast route of :func:`_read_values` for native little-endian pixel data."""
+    """Fast route of :func:`_read_values` for native little-endian pixel data.
+
+    With ``check_range``, each slice's stored range is checked (in cache) against the
+    integer ``out_dtype`` before it is rescaled in place; :class:`_RangeOverflowError` is raised
+    on the first slice that does not fit.
+    """
     first = images[0]
     alloc, bits, representation, spp = first.pixel_format[:4]
     shape = (len(images), first.rows, first.columns) + ((spp,) if spp > 1 else ())
@@ -1532,6 +1550,12 @@ def _read_native(
             if needs_fix:
                 _fix_stored_bits(buf, alloc, bits, representation)
             slope, inter = slopes[k], inters[k]
+            if check_range:
+                lo, hi = int(buf.min()), int(buf.max())
+                info = np.iinfo(out_dtype)
+                ends = (slope * lo + inter, slope * hi + inter)
+                if not (info.min <= min(ends) and max(ends) <= info.max and hi <= info.max):
+                    raise _RangeOverflowError
             if not inplace:
                 if do_scale and slope != 1.0:
                     np.multiply(buf, slope, out=out[k], casting="unsafe")
