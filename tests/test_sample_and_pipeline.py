@@ -37,7 +37,9 @@ def test_bundled_sample_is_what_the_generator_writes() -> None:
     cat = scan(SAMPLE)
     assert [s.description for s in cat.series] == ["TOPOGRAM", "ABDOMEN PORTAL VENOUS 8mm"]
     assert cat.series[0].is_localizer
-    assert not cat.unused and not cat.objects
+    assert not cat.objects
+    # the folder's README is catalogued as an unused file, not dropped silently
+    assert [(u.path.name, u.reason) for u in cat.unused] == [("README.md", "not_dicom")]
     ct = load(cat.series[1])
     # the committed files hold exactly the generator's HU values on the declared grid
     np.testing.assert_array_equal(ct.array, make_sample.sample_ct_hu().astype(np.int16))
@@ -86,7 +88,7 @@ def test_ingest_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert prov["series_instance_uid"] == row["uid"]
     assert len(prov["sop_instance_uids"]) == 24 and len(prov["file_list_sha256"]) == 64
     assert prov["netvolume_version"]
-    assert json.loads((out / "catalogue.json").read_text())["num_files"] == 25
+    assert json.loads((out / "catalogue.json").read_text())["num_files"] == 26  # 25 DICOM + README
     assert not list(out.glob("*.tmp*"))  # nothing half-written left behind
     assert "1 converted, 1 skipped" in capsys.readouterr().out
 
