@@ -294,9 +294,15 @@ class Volume:
         VolumeError
             If a step is not 1 or a resulting axis is empty.
         """
+        if len(bounds) != 3:
+            raise VolumeError(f"crop needs 3 bounds (slice, row, column); got {len(bounds)}")
         slices: list[slice] = []
         for axis, b in enumerate(bounds):
-            s = b if isinstance(b, slice) else slice(int(b[0]), int(b[1]))
+            if not isinstance(b, slice):
+                if any(not float(v).is_integer() for v in b):
+                    raise VolumeError(f"crop bounds must be whole indices; got {b} on axis {axis}")
+                b = slice(int(b[0]), int(b[1]))
+            s = b
             start, stop, step = s.indices(self.spatial_shape[axis])
             if step != 1:
                 raise VolumeError(f"crop needs step 1; axis {axis} has step {step}")
@@ -305,8 +311,6 @@ class Volume:
                     f"crop gives an empty axis {axis}: {start}:{stop} of {self.spatial_shape}"
                 )
             slices.append(slice(start, stop))
-        if len(slices) != 3:
-            raise VolumeError(f"crop needs 3 bounds (slice, row, column); got {len(slices)}")
         offset = np.array([s.start for s in slices], dtype=np.float64)
         aff = self._affine.copy()
         aff[:3, 3] = self.index_to_lps(offset)

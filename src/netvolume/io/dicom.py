@@ -49,6 +49,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -583,6 +584,8 @@ def _images_from_dataset(
             f_thick, f_sbs = thickness, sbs
             slope = _float(ds.get("RescaleSlope"))
             intercept = _float(ds.get("RescaleIntercept"))
+            if slope is None and ds.get("DoseGridScaling") is not None:
+                slope = _float(ds.get("DoseGridScaling"))  # RT Dose: stored x scaling = dose
             key = (str(path),) if n_frames > 1 else ()
         offset = None
         if pixel_offset is not None:
@@ -619,9 +622,18 @@ def _units_of(ds: Dataset) -> str:
     rescale_type = str(ds.get("RescaleType", "") or "")
     if modality == "CT":
         return rescale_type if rescale_type and rescale_type != "US" else "HU"
+    if modality == "RTDOSE":
+        return str(ds.get("DoseUnits", "") or "unknown")
     if modality in ("PT", "NM"):
         return str(ds.get("Units", "") or "unknown")
     return rescale_type if rescale_type and rescale_type != "US" else "arbitrary"
+
+
+#: DICOM DT (PS3.5 6.2): YYYY[MM[DD[HH[MM[SS[.F{1,6}]]]]]][&ZZXX]; DA+TM concatenated too.
+_DT_RE = re.compile(
+    r"(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(\.\d{1,6})?)?)?)?)?)?"
+    r"(?:[+-]\d{4})?"
+)
 
 
 def _iso_datetime(dicom_dt: str) -> str | None:
@@ -630,17 +642,13 @@ def _iso_datetime(dicom_dt: str) -> str | None:
     The UTC offset of a DT value, if any, is dropped (DICOM times are local times unless
     TimezoneOffsetFromUTC says otherwise). Returns None for a malformed value.
     """
-    v = dicom_dt.strip().split("+")[0].split("-")[0]
-    date, time = v[:8], v[8:]
-    if len(date) != 8 or not date.isdigit():
+    m = _DT_RE.fullmatch(dicom_dt.strip())
+    if m is None:
         return None
-    iso = f"{date[:4]}-{date[4:6]}-{date[6:8]}"
-    if time:
-        main, _, frac = time.partition(".")
-        if not main.isdigit() or len(main) not in (2, 4, 6):
-            return None
-        main = main.ljust(6, "0")
-        iso += f"T{main[:2]}:{main[2:4]}:{main[4:6]}" + (f".{frac}" if frac else "")
+    year, month, day, hour, minute, second, frac = m.groups()
+    iso = year + (f"-{month}" if month else "") + (f"-{day}" if day else "")
+    if hour:
+        iso += f"T{hour}:{minute or '00'}:{second or '00'}" + (frac or "")
     return iso
 
 
