@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 import pydicom.uid
 import pytest
+from _orientation import oblique_iop
 
 import netvolume.errors as E  # noqa: N812
 from netvolume import load, load_files, load_folder, scan
@@ -32,16 +33,7 @@ EXIT_SELECTION = 4
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
-_A, _B = np.deg2rad(25.0), np.deg2rad(40.0)
-#: Orthonormal oblique orientation (row cosine, column cosine).
-OBLIQUE_IOP = (
-    float(np.cos(_A)),
-    float(np.sin(_A)),
-    0.0,
-    float(-np.sin(_A) * np.cos(_B)),
-    float(np.cos(_A) * np.cos(_B)),
-    float(-np.sin(_B)),
-)
+OBLIQUE_IOP = oblique_iop(25.0, 40.0)
 SAGITTAL_IOP = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
 CORONAL_IOP = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
 

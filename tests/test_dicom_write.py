@@ -9,20 +9,11 @@ import pydicom
 import pydicom.uid
 import pytest
 import SimpleITK as sitk
+from _orientation import oblique_iop
 
 from netvolume.io.dicom_write import SOP_CLASS_FOR_MODALITY, write_series
 
-_A, _B = np.deg2rad(20.0), np.deg2rad(35.0)
-#: An oblique orientation: the row cosine turned 20 deg about z, the column cosine also
-#: tilted 35 deg out of the axial plane (orthonormal by construction).
-OBLIQUE_IOP = (
-    float(np.cos(_A)),
-    float(np.sin(_A)),
-    0.0,
-    float(-np.sin(_A) * np.cos(_B)),
-    float(np.cos(_A) * np.cos(_B)),
-    float(-np.sin(_B)),
-)
+OBLIQUE_IOP = oblique_iop(20.0, 35.0)
 
 
 def _random_int16(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:

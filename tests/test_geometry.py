@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from _orientation import oblique_iop
 from pydicom.data import get_testdata_file
 
 from netvolume.errors import (
@@ -27,16 +28,7 @@ from netvolume.io.dicom import _iso_datetime, load, load_files, scan
 from netvolume.io.dicom_write import write_series
 
 AXIAL_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-_A, _B = np.deg2rad(20.0), np.deg2rad(35.0)
-#: Row cosine turned 20 deg about z; column cosine tilted 35 deg out of the axial plane.
-OBLIQUE_IOP = (
-    float(np.cos(_A)),
-    float(np.sin(_A)),
-    0.0,
-    float(-np.sin(_A) * np.cos(_B)),
-    float(np.cos(_A) * np.cos(_B)),
-    float(-np.sin(_B)),
-)
+OBLIQUE_IOP = oblique_iop(20.0, 35.0)
 
 
 def _stack(n: int, rows: int = 6, cols: int = 5, seed: int = 0) -> np.ndarray:

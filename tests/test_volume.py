@@ -623,3 +623,10 @@ def test_write_nifti_failure_keeps_existing_target(
         write_nifti(near_axial.with_array(near_axial.array + 1), target)
     assert target.read_bytes() == before
     assert _names(tmp_path) == ["vol.nii"]
+
+
+def test_rgb_nifti_refuses_non_uint8(tmp_path: Path) -> None:
+    rgb = Volume(np.full((2, 3, 4, 3), 300, dtype=np.int16), np.eye(4))
+    with pytest.raises(VolumeError, match="int16"):
+        write_nifti(rgb, tmp_path / "rgb.nii.gz")
+    assert not list(tmp_path.iterdir())

@@ -447,11 +447,22 @@ def _quiet_pydicom() -> Iterator[None]:
         yield
 
 
-def _read_header(path: Path) -> tuple[Dataset, int | None, int]:
-    """Parse the header of ``path``; return (dataset, pixel element offset, file size).
+@dataclass(frozen=True, slots=True)
+class _Header:
+    """A parsed header and where its pixel data lies."""
 
-    The pixel element offset is where pydicom stopped (``stop_before_pixels`` leaves the
-    file positioned on the element's tag), or None when the file has no pixel data.
+    ds: Dataset
+    size: int  # file size in bytes
+    element_offset: int | None  # offset of the pixel data element, None without one
+    value_offset: int | None  # offset of the native little-endian pixel value, else None
+    length: int | None  # declared value length (0xFFFFFFFF: encapsulated), else None
+
+
+def _read_header(path: Path) -> _Header:
+    """Parse the header of ``path`` and locate its pixel data element.
+
+    pydicom's ``stop_before_pixels`` leaves the file positioned on the pixel data
+    element's tag; the element header read there gives the value offset and length.
     """
     with open(path, "rb") as fp:
         size = os.fstat(fp.fileno()).st_size
@@ -464,37 +475,61 @@ def _read_header(path: Path) -> tuple[Dataset, int | None, int]:
             fp.seek(0)
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
         pos = fp.tell()
-        fp.seek(pos)
         head = fp.read(12)
-    if len(head) >= 4:
-        little = getattr(ds, "original_encoding", (True, True))[1] is not False
-        tag = int.from_bytes(head[0:2], "little" if little else "big") << 16 | int.from_bytes(
-            head[2:4], "little" if little else "big"
-        )
-        if tag in _PIXEL_TAGS:
-            return ds, pos, size
-    return ds, None, size
-
-
-def _pixel_value_info(ds: Dataset, elem_offset: int, path: Path) -> tuple[int | None, int | None]:
-    """Return (offset of the pixel value, its declared length) for native LE data."""
-    ts = (
-        str(ds.file_meta.get("TransferSyntaxUID", _IMPLICIT_LE))
-        if hasattr(ds, "file_meta")
-        else _IMPLICIT_LE
-    )
-    with open(path, "rb") as fp:
-        fp.seek(elem_offset)
-        head = fp.read(12)
+    if len(head) < 8:
+        return _Header(ds, size, None, None, None)
+    little = getattr(ds, "original_encoding", (True, True))[1] is not False
+    order: Literal["little", "big"] = "little" if little else "big"
+    tag = int.from_bytes(head[0:2], order) << 16 | int.from_bytes(head[2:4], order)
+    if tag not in _PIXEL_TAGS:
+        return _Header(ds, size, None, None, None)
+    ts = str(getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID", _IMPLICIT_LE))
     if ts == _IMPLICIT_LE:
-        length = int.from_bytes(head[4:8], "little")
-        return elem_offset + 8, length
-    if ts in _NATIVE_LE:
-        vr = head[4:6]
-        if vr in (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV"):
-            return elem_offset + 12, int.from_bytes(head[8:12], "little")
-        return elem_offset + 8, int.from_bytes(head[6:8], "little")
-    return None, None
+        return _Header(ds, size, pos, pos + 8, int.from_bytes(head[4:8], "little"))
+    if ts in _NATIVE_LE and len(head) == 12:
+        if head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"OL", b"UN", b"OV"):
+            return _Header(ds, size, pos, pos + 12, int.from_bytes(head[8:12], "little"))
+        return _Header(ds, size, pos, pos + 8, int.from_bytes(head[6:8], "little"))
+    return _Header(ds, size, pos, None, None)
+
+
+class _UnusableError(Exception):
+    """Internal: a readable DICOM file that holds no usable image (reason, detail)."""
+
+    def __init__(self, reason: UnusedReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason: UnusedReason = reason
+        self.detail = detail
+
+
+def _images_of(header: _Header, path: Path) -> list[_Image]:
+    """The image records of a file with pixel data; :class:`_UnusableError` if none.
+
+    Raises for no pixel data, an invalid matrix, or pixel data shorter than the matrix,
+    bit depth and number of frames declare (truncated).
+    """
+    ds = header.ds
+    if header.element_offset is None:
+        raise _UnusableError("no_pixel_data", "image object without PixelData")
+    rows = _int(ds.get("Rows")) or 0
+    cols = _int(ds.get("Columns")) or 0
+    if rows <= 0 or cols <= 0:
+        raise _UnusableError("no_pixel_data", f"PixelData without a valid matrix ({rows}x{cols})")
+    images = _images_from_dataset(ds, path, header.value_offset, header.size)
+    if header.value_offset is not None and header.length is not None:
+        if header.length != 0xFFFFFFFF:
+            fmt = images[0].pixel_format
+            expected = _expected_frame_bytes(rows, cols, fmt) * images[0].n_frames
+            held = min(header.size - header.value_offset, header.length)
+            if held < expected:
+                raise _UnusableError(
+                    "truncated",
+                    f"PixelData holds {held} bytes, {expected} expected for "
+                    f"{images[0].n_frames} frame(s) of {rows}x{cols} at {fmt[0]} bits",
+                )
+    elif header.size <= header.element_offset + 8:
+        raise _UnusableError("truncated", "file ends inside the PixelData element")
+    return images
 
 
 def _seq_item(ds: Dataset, keyword: str) -> Dataset | None:
@@ -719,20 +754,16 @@ def scan(folder: str | Path) -> Catalogue:
     num_files = 0
 
     for path, st in walker:
-        if isinstance(st, OSError):
-            if isinstance(st, FileExistsError):
-                num_files += 1
-                unused.append(UnusedFile(path, "duplicate", str(st)))
-            elif isinstance(st, PermissionError):
-                num_files += 1
-                unused.append(UnusedFile(path, "permission_denied", str(st)))
-            else:
-                num_files += 1
-                unused.append(UnusedFile(path, "unreadable", f"{type(st).__name__}: {st}"))
-            continue
         num_files += 1
-        with _quiet_pydicom():
-            _scan_one(path, unused, objects, images_by_series, meta, sop_seen)
+        if isinstance(st, FileExistsError):
+            unused.append(UnusedFile(path, "duplicate", str(st)))
+        elif isinstance(st, PermissionError):
+            unused.append(UnusedFile(path, "permission_denied", str(st)))
+        elif isinstance(st, OSError):
+            unused.append(UnusedFile(path, "unreadable", f"{type(st).__name__}: {st}"))
+        else:
+            with _quiet_pydicom():
+                _scan_one(path, unused, objects, images_by_series, meta, sop_seen)
 
     series = _build_stacks(images_by_series, meta)
     return Catalogue(
@@ -754,7 +785,7 @@ def _scan_one(
 ) -> None:
     """Catalogue one file: as image(s), a non-image object, or an unused file."""
     try:
-        ds, elem_offset, size = _read_header(path)
+        header = _read_header(path)
     except PermissionError as exc:
         unused.append(UnusedFile(path, "permission_denied", str(exc)))
         return
@@ -771,26 +802,23 @@ def _scan_one(
         unused.append(UnusedFile(path, reason, f"header cannot be parsed: {text}"))
         return
     try:
-        _catalogue_dataset(
-            ds, path, elem_offset, size, unused, objects, images_by_series, meta, sop_seen
-        )
+        _catalogue_header(header, path, unused, objects, images_by_series, meta, sop_seen)
     except Exception as exc:  # a header that parses but whose values do not convert
         unused.append(
             UnusedFile(path, "unreadable", f"header values unusable: {type(exc).__name__}: {exc}")
         )
 
 
-def _catalogue_dataset(
-    ds: Dataset,
+def _catalogue_header(
+    header: _Header,
     path: Path,
-    elem_offset: int | None,
-    size: int,
     unused: list[UnusedFile],
     objects: list[NonImageObject],
     images_by_series: dict[str, list[_Image]],
     meta: dict[str, _SeriesMeta],
     sop_seen: dict[str, Path],
 ) -> None:
+    ds = header.ds
     file_meta = getattr(ds, "file_meta", Dataset())
     sop_class = str(ds.get("SOPClassUID") or file_meta.get("MediaStorageSOPClassUID") or "")
     sop_uid = str(ds.get("SOPInstanceUID") or file_meta.get("MediaStorageSOPInstanceUID") or "")
@@ -802,81 +830,77 @@ def _catalogue_dataset(
     kind = _object_kind(sop_class)
     if kind is None and "DirectoryRecordSequence" in ds:
         kind = "DICOMDIR"
-    if kind is not None:
-        objects.append(
-            NonImageObject(
-                path=path,
-                kind=kind,
-                sop_class_uid=sop_class,
-                sop_instance_uid=sop_uid,
-                modality=str(ds.get("Modality", "")),
-                series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
-                study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-                frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-            )
-        )
-        return
     is_image_class = "Image Storage" in (UID(sop_class).name if sop_class else "")
-    if elem_offset is None:
-        if is_image_class or "Rows" in ds:
-            unused.append(UnusedFile(path, "no_pixel_data", "image object without PixelData"))
-        else:
-            objects.append(
-                NonImageObject(
-                    path=path,
-                    kind="OTHER",
-                    sop_class_uid=sop_class,
-                    sop_instance_uid=sop_uid,
-                    modality=str(ds.get("Modality", "")),
-                    series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
-                    study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-                    frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-                )
-            )
+    if kind is None and header.element_offset is None and not (is_image_class or "Rows" in ds):
+        kind = "OTHER"  # no pixel data and not an image class: some other object
+    if kind is not None:
+        objects.append(_non_image(ds, path, kind, sop_class, sop_uid))
         return
-    value_offset, length = _pixel_value_info(ds, elem_offset, path)
-    rows = _int(ds.get("Rows")) or 0
-    cols = _int(ds.get("Columns")) or 0
-    if rows <= 0 or cols <= 0:
-        unused.append(
-            UnusedFile(path, "no_pixel_data", f"PixelData without a valid matrix ({rows}x{cols})")
-        )
-        return
-    images = _images_from_dataset(ds, path, value_offset, size)
-    if value_offset is not None and length is not None:
-        fmt = images[0].pixel_format
-        expected = _expected_frame_bytes(rows, cols, fmt) * images[0].n_frames
-        available = size - value_offset
-        if length != 0xFFFFFFFF and (available < expected or length < expected):
-            unused.append(
-                UnusedFile(
-                    path,
-                    "truncated",
-                    f"PixelData holds {min(available, length)} bytes, "
-                    f"{expected} expected for {images[0].n_frames} frame(s) of {rows}x{cols}"
-                    f" at {fmt[0]} bits",
-                )
-            )
-            return
-    elif size <= elem_offset + 8:
-        unused.append(UnusedFile(path, "truncated", "file ends inside the PixelData element"))
+    try:
+        images = _images_of(header, path)
+    except _UnusableError as exc:
+        unused.append(UnusedFile(path, exc.reason, exc.detail))
         return
     uid = str(ds.get("SeriesInstanceUID", "")) or f"(no SeriesInstanceUID) {path.parent}"
     images_by_series.setdefault(uid, []).extend(images)
-    m = meta.get(uid)
     acq = _acq_datetime(ds)
-    if m is None:
-        meta[uid] = _SeriesMeta(
-            modality=str(ds.get("Modality", "")),
-            description=str(ds.get("SeriesDescription", "")),
-            series_number=_int(ds.get("SeriesNumber")),
-            study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-            frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-            units=_units_of(ds),
-            acquisition_datetimes=[acq] if acq else [],
-        )
-    elif acq:
-        m.acquisition_datetimes.append(acq)
+    if uid not in meta:
+        meta[uid] = _series_meta(ds)
+    if acq:
+        meta[uid].acquisition_datetimes.append(acq)
+
+
+def _non_image(ds: Dataset, path: Path, kind: str, sop_class: str, sop_uid: str) -> NonImageObject:
+    return NonImageObject(
+        path=path,
+        kind=kind,
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_uid,
+        modality=str(ds.get("Modality", "")),
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+    )
+
+
+def _series_meta(ds: Dataset) -> _SeriesMeta:
+    """Series-level header values, from the first instance of a series."""
+    return _SeriesMeta(
+        modality=str(ds.get("Modality", "")),
+        description=str(ds.get("SeriesDescription", "")),
+        series_number=_int(ds.get("SeriesNumber")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        units=_units_of(ds),
+        acquisition_datetimes=[],
+    )
+
+
+def _make_series(
+    uid: str, series_instance_uid: str, stack_index: int, m: _SeriesMeta, images: list[_Image]
+) -> Series:
+    """A :class:`Series` of ``images`` (one stack), described by the first of them."""
+    first = images[0]
+    return Series(
+        uid=uid,
+        series_instance_uid=series_instance_uid,
+        stack_index=stack_index,
+        modality=m.modality,
+        description=m.description,
+        series_number=m.series_number,
+        study_instance_uid=m.study_instance_uid,
+        frame_of_reference_uid=m.frame_of_reference_uid,
+        rows=first.rows,
+        columns=first.columns,
+        orientation=first.orientation,
+        pixel_spacing=first.pixel_spacing,
+        acquisition_datetime=min(m.acquisition_datetimes) if m.acquisition_datetimes else None,
+        is_localizer=_is_localizer(first.image_type),
+        is_multiframe=first.n_frames > 1,
+        transfer_syntaxes=tuple(sorted({im.transfer_syntax for im in images})),
+        units=m.units,
+        images=tuple(images),
+    )
 
 
 def _is_localizer(image_type: tuple[str, ...]) -> bool:
@@ -906,32 +930,9 @@ def _build_stacks(
             else:
                 groups.append((key, [im]))
         groups.sort(key=lambda g: (g[0][2], -len(g[1]), str(g[1][0].path), g[1][0].frame))
-        m = meta[uid]
-        acq = min(m.acquisition_datetimes) if m.acquisition_datetimes else None
         for n, (_, gimgs) in enumerate(groups, start=1):
-            first = gimgs[0]
-            out.append(
-                Series(
-                    uid=uid if len(groups) == 1 else f"{uid}#{n}",
-                    series_instance_uid=uid,
-                    stack_index=n,
-                    modality=m.modality,
-                    description=m.description,
-                    series_number=m.series_number,
-                    study_instance_uid=m.study_instance_uid,
-                    frame_of_reference_uid=m.frame_of_reference_uid,
-                    rows=first.rows,
-                    columns=first.columns,
-                    orientation=first.orientation,
-                    pixel_spacing=first.pixel_spacing,
-                    acquisition_datetime=acq,
-                    is_localizer=_is_localizer(first.image_type),
-                    is_multiframe=first.n_frames > 1,
-                    transfer_syntaxes=tuple(sorted({im.transfer_syntax for im in gimgs})),
-                    units=m.units,
-                    images=tuple(gimgs),
-                )
-            )
+            stack_uid = uid if len(groups) == 1 else f"{uid}#{n}"
+            out.append(_make_series(stack_uid, uid, n, meta[uid], gimgs))
     out.sort(key=lambda s: (s.series_number if s.series_number is not None else 1 << 30, s.uid))
     return out
 
@@ -973,7 +974,7 @@ def load_files(paths: Sequence[str | Path], **load_kwargs: Any) -> Volume:
             if not p.is_file():
                 raise InputPathError(f"file does not exist: {p}", files=[p])
             try:
-                ds, elem_offset, size = _read_header(p)
+                header = _read_header(p)
             except PermissionError as exc:
                 raise InputPathError(f"permission denied: {p}", files=[p]) from exc
             except Exception as exc:
@@ -982,62 +983,20 @@ def load_files(paths: Sequence[str | Path], **load_kwargs: Any) -> Volume:
                     files=[p],
                     hint="check the file is DICOM (run `netvolume scan` on its folder)",
                 ) from exc
-            if elem_offset is None:
-                raise PixelDataError(
-                    "file has no PixelData",
-                    files=[p],
-                    tag="PixelData",
-                    hint="this is not an image object",
+            try:
+                images.extend(_images_of(header, p))
+            except _UnusableError as exc:
+                hint = (
+                    "the file was cut short; export it again"
+                    if exc.reason == "truncated"
+                    else "this is not an image object"
                 )
-            value_offset, length = _pixel_value_info(ds, elem_offset, p)
-            imgs = _images_from_dataset(ds, p, value_offset, size)
-            if value_offset is not None and length is not None and length != 0xFFFFFFFF:
-                expected = (
-                    _expected_frame_bytes(imgs[0].rows, imgs[0].columns, imgs[0].pixel_format)
-                    * imgs[0].n_frames
-                )
-                if size - value_offset < expected:
-                    raise PixelDataError(
-                        f"truncated: PixelData holds {size - value_offset} bytes, {expected} "
-                        "expected",
-                        files=[p],
-                        tag="PixelData",
-                        hint="the file was cut short; export it again",
-                    )
-            images.extend(imgs)
+                raise PixelDataError(exc.detail, files=[p], tag="PixelData", hint=hint) from exc
             if meta is None:
-                uid = str(ds.get("SeriesInstanceUID", ""))
-                meta = _SeriesMeta(
-                    modality=str(ds.get("Modality", "")),
-                    description=str(ds.get("SeriesDescription", "")),
-                    series_number=_int(ds.get("SeriesNumber")),
-                    study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-                    frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-                    units=_units_of(ds),
-                    acquisition_datetimes=[],
-                )
+                uid = str(header.ds.get("SeriesInstanceUID", ""))
+                meta = _series_meta(header.ds)
     assert meta is not None
-    first = images[0]
-    series = Series(
-        uid=uid,
-        series_instance_uid=uid,
-        stack_index=1,
-        modality=meta.modality,
-        description=meta.description,
-        series_number=meta.series_number,
-        study_instance_uid=meta.study_instance_uid,
-        frame_of_reference_uid=meta.frame_of_reference_uid,
-        rows=first.rows,
-        columns=first.columns,
-        orientation=first.orientation,
-        pixel_spacing=first.pixel_spacing,
-        acquisition_datetime=None,
-        is_localizer=_is_localizer(first.image_type),
-        is_multiframe=first.n_frames > 1,
-        transfer_syntaxes=tuple(sorted({im.transfer_syntax for im in images})),
-        units=meta.units,
-        images=tuple(images),
-    )
+    series = _make_series(uid, uid, 1, meta, images)
     return load(series, **load_kwargs)
 
 

@@ -36,7 +36,12 @@ def volume_to_nifti(volume: Volume) -> nib.Nifti1Image:
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     if arr.ndim == 4:
-        rgb = np.ascontiguousarray(arr.astype(np.uint8))
+        if arr.dtype != np.uint8:
+            raise VolumeError(
+                f"NIfTI RGB24 holds 8-bit channels; got an RGB Volume of dtype {arr.dtype}",
+                hint="scale the channels to 0-255 and convert to uint8 first",
+            )
+        rgb = np.ascontiguousarray(arr)
         rgb_dtype = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
         data = rgb.view(rgb_dtype)[..., 0].transpose(2, 1, 0)
     else:
