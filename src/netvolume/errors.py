@@ -26,6 +26,11 @@ Tree::
     │   ├── MissingSliceError     a gap: one or more slices absent
     │   ├── IrregularSpacingError
     │   └── GantryTiltError       a sheared stack while tilt correction is off
+    ├── QuantificationError       PET/SPECT activity or SUV not computable
+    │   ├── MissingQuantityError  no weight, dose, injection time, half-life...
+    │   ├── ContradictoryQuantityError  injection after acquisition, per-slice mismatch
+    │   ├── UnsupportedUnitsError unknown Units, CNTS without a scale factor
+    │   └── UncorrectedImageError CorrectedImage without ATTN / DECY
     └── VolumeError (also ValueError)  an invalid Volume (shape, affine, ...)
 
 The exit code of the command line for each class is given by :data:`EXIT_CODES`.
@@ -38,6 +43,7 @@ from pathlib import Path
 
 __all__ = [
     "EXIT_CODES",
+    "ContradictoryQuantityError",
     "DicomReadError",
     "DuplicatePositionError",
     "GantryTiltError",
@@ -49,14 +55,18 @@ __all__ = [
     "InputPathError",
     "IrregularSpacingError",
     "MissingGeometryError",
+    "MissingQuantityError",
     "MissingSliceError",
     "MultipleSeriesError",
     "NetVolumeError",
     "NoImageSeriesError",
     "PixelDataError",
+    "QuantificationError",
     "SeriesNotFoundError",
     "SeriesSelectionError",
     "SingleSliceError",
+    "UncorrectedImageError",
+    "UnsupportedUnitsError",
     "VolumeError",
 ]
 
@@ -183,6 +193,26 @@ class IrregularSpacingError(GeometryError):
 
 class GantryTiltError(GeometryError):
     """A sheared (gantry-tilted) stack while tilt correction was switched off."""
+
+
+class QuantificationError(NetVolumeError):
+    """PET/SPECT values that cannot be turned into activity concentration or SUV."""
+
+
+class MissingQuantityError(QuantificationError):
+    """A tag needed for the activity or SUV (weight, dose, injection time...) is absent."""
+
+
+class ContradictoryQuantityError(QuantificationError):
+    """Tags that contradict each other (injection after acquisition, values per slice)."""
+
+
+class UnsupportedUnitsError(QuantificationError):
+    """Units (0054,1001) that cannot give the requested quantity (unknown, CNTS alone)."""
+
+
+class UncorrectedImageError(QuantificationError):
+    """CorrectedImage (0028,0051) lacks attenuation or decay correction."""
 
 
 class VolumeError(NetVolumeError, ValueError):

@@ -1132,6 +1132,35 @@ def load(
     PixelDataError
         If pixel data cannot be read or decoded.
     """
+    volume, _ = _load_stack(
+        series,
+        orientation_tol=orientation_tol,
+        pixel_spacing_rtol=pixel_spacing_rtol,
+        slice_spacing_rtol=slice_spacing_rtol,
+        duplicate_tol_mm=duplicate_tol_mm,
+        correct_tilt=correct_tilt,
+        tilt_tol_deg=tilt_tol_deg,
+        allow_single_slice=allow_single_slice,
+    )
+    return volume
+
+
+def _load_stack(
+    series: Series,
+    *,
+    orientation_tol: float = 1e-4,
+    pixel_spacing_rtol: float = 1e-3,
+    slice_spacing_rtol: float = 0.01,
+    duplicate_tol_mm: float = 0.01,
+    correct_tilt: bool = True,
+    tilt_tol_deg: float = 0.05,
+    allow_single_slice: bool = False,
+) -> tuple[Volume, list[_Image]]:
+    """:func:`load`, also returning the image records in slice order (one per slice).
+
+    Modules that need per-slice header values (PET timing, vendor scale factors) use the
+    records to read them in the order of the Volume's first axis.
+    """
     settings = {
         "orientation_tol": orientation_tol,
         "pixel_spacing_rtol": pixel_spacing_rtol,
@@ -1241,7 +1270,7 @@ def load(
         settings=settings,
         notes=tuple(notes),
     )
-    return Volume(
+    volume = Volume(
         array,
         affine,
         frame_of_reference_uid=series.frame_of_reference_uid or None,
@@ -1249,6 +1278,7 @@ def load(
         units=series.units,
         provenance=prov,
     )
+    return volume, images
 
 
 def _drop_duplicates(
