@@ -10,7 +10,10 @@ Writes into ``OUT_DIR``:
   unused file with its reason);
 * one ``<series number>_<modality>_<uid hash>.nii.gz`` per image stack, with a JSON
   sidecar of the same name holding its provenance (netvolume version, settings,
-  SeriesInstanceUID, SOPInstanceUIDs, input hash, notes such as tilt correction);
+  SeriesInstanceUID, SOPInstanceUIDs, input hash, notes such as tilt correction); PET and
+  NM stacks are written in their Units (Bq/mL for BQML) and their sidecar also holds the
+  SUV summary (``netvolume scan --json``): every SUV input found in the headers and the
+  SUVbw factor, or why it cannot be computed;
 * ``ingest_report.json``: per stack ``converted`` / ``skipped`` / ``failed`` with the
   error type and message.
 
@@ -35,6 +38,10 @@ from netvolume.errors import InputPathError, NetVolumeError
 from netvolume.io._atomic import atomic_path
 from netvolume.io.dicom import Series, load, scan
 from netvolume.io.nifti import write_nifti
+from netvolume.io.pet import suv_summary
+
+#: Modalities whose sidecar carries the SUV summary.
+QUANTITATIVE_MODALITIES = ("PT", "NM")
 
 
 def output_stem(series: Series) -> str:
@@ -71,6 +78,7 @@ def ingest(export_dir: Path, out_dir: Path, *, include_localizers: bool = False)
         stem = output_stem(series)
         try:
             volume = load(series)
+            suv = suv_summary(series) if series.modality in QUANTITATIVE_MODALITIES else None
             nifti = write_nifti(volume, out_dir / f"{stem}.nii.gz")
             write_json(
                 out_dir / f"{stem}.json",
@@ -83,6 +91,7 @@ def ingest(export_dir: Path, out_dir: Path, *, include_localizers: bool = False)
                     "affine_lps": volume.affine.tolist(),
                     "frame_of_reference_uid": volume.frame_of_reference_uid,
                     "provenance": volume.provenance.to_dict(),
+                    **({"suv": suv} if suv is not None else {}),
                 },
             )
             row.update(
@@ -91,6 +100,8 @@ def ingest(export_dir: Path, out_dir: Path, *, include_localizers: bool = False)
                 shape=list(volume.shape),
                 notes=list(volume.provenance.notes),
             )
+            if suv is not None:
+                row.update(suv_bw_factor=suv["suv_bw_factor"], suv_error=suv["error"])
         except NetVolumeError as exc:
             row.update(status="failed", error=type(exc).__name__, message=str(exc))
         rows.append(row)

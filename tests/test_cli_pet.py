@@ -135,3 +135,20 @@ def test_scan_text_shows_suv_factor(run_cli) -> None:
     assert res.code == 0
     assert "SUVbw = value x" in res.out
     assert "per slice" in res.out  # DecayCorrection NONE: one factor per frame
+
+
+def test_ingest_pet_sidecar_carries_suv_summary(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "pipelines" / "ingest.py"
+    spec = importlib.util.spec_from_file_location("ingest_pet_test", path)
+    assert spec is not None and spec.loader is not None
+    ingest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ingest)
+    out = tmp_path / "out"
+    assert ingest.main([str(_dro("DRO_2_4")), "-o", str(out)]) == 0
+    (row,) = json.loads((out / "ingest_report.json").read_text())["stacks"]
+    assert row["suv_bw_factor"] == pytest.approx(0.0005)  # Philips SUVScaleFactor
+    sidecar = json.loads((out / row["output"].replace(".nii.gz", ".json")).read_text())
+    assert sidecar["units"] == "CNTS"  # the NIfTI keeps the stored units
+    assert sidecar["suv"]["method"] == "philips-suv-scale"

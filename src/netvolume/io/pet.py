@@ -618,18 +618,18 @@ def _private(ds: Dataset, group: int, creator: str, offset: int) -> tuple[Any, s
     The block is found through its private creator; files without the creator element
     (some exports and test objects) are read at the usual block 0x10, with a note.
     """
-    creator_found = False
-    for block in range(0x10, 0x100):
-        tag = (group << 16) | block
-        if tag not in ds:
-            continue
-        creator_found = True
-        if _text(ds[tag].value).upper() == creator.upper():
+    creators = {
+        int(t) & 0xFF: ds[t].value
+        for t in ds.keys()  # noqa: SIM118 - the tags, not the elements
+        if int(t) >> 16 == group and 0x10 <= int(t) & 0xFFFF <= 0xFF
+    }
+    for block, name in creators.items():
+        if _text(name).upper() == creator.upper():
             t = (group << 16) | (block << 8) | offset
             if t in ds and _text(ds[t].value):
                 return ds[t].value, f"({group:04X},{(block << 8) | offset:04X})", ""
             return None
-    if not creator_found:
+    if not creators:
         t = (group << 16) | 0x1000 | offset
         if t in ds and _text(ds[t].value):
             return (
