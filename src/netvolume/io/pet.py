@@ -1784,7 +1784,8 @@ def _activity_suv(
         half_life_s=timing.half_life,
         image_keys=keys,
         image_factors=tuple(scale),
-        inputs=(),
+        inputs=tuple(inp.items),
+        warnings=tuple(inp.warnings),
     )
     return _result(
         recs,
