@@ -367,8 +367,8 @@ class SUVFactor:
     weight_kg: float | None
     height_m: float | None
     sex: str | None
-    normaliser: float
-    normaliser_unit: str
+    normaliser: float | None
+    normaliser_unit: str | None
     activity: ActivityFactor | None
     image_keys: tuple[tuple[str, int], ...]
     image_factors: tuple[float, ...]
@@ -771,6 +771,14 @@ def _same(recs: Sequence[_Rec], get: Callable[[_Rec], Any], tag: str) -> Any:
     return first
 
 
+def _header_note(recs: Sequence[_Rec], get: Callable[[_Rec], Any]) -> str:
+    """Describe the header value(s) an override replaces (several when they differ)."""
+    values = list(dict.fromkeys(get(r) for r in recs))
+    if len(values) == 1:
+        return f"header value {values[0]!r}"
+    return f"header values differ between images: {', '.join(repr(v) for v in values)}"
+
+
 def identify_nuclide(text: str) -> str | None:
     """Name of the radionuclide (a :data:`HALF_LIFE_TABLE_S` key) mentioned in ``text``.
 
@@ -891,7 +899,6 @@ def _check_corrections(
 
 
 def _half_life(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> float:
-    header = _same(recs, lambda r: r.half_life, "RadionuclideHalfLife (0018,1075)")
     if opts.half_life_s is not None:
         inp.add(
             "RadionuclideHalfLife",
@@ -899,9 +906,10 @@ def _half_life(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> float:
             opts.half_life_s,
             "s",
             "override",
-            f"header value {header!r}",
+            _header_note(recs, lambda r: r.half_life),
         )
         return float(opts.half_life_s)
+    header = _same(recs, lambda r: r.half_life, "RadionuclideHalfLife (0018,1075)")
     if header is not None and header > 0:
         inp.add("RadionuclideHalfLife", "(0018,1075)", float(header), "s", "header")
         return float(header)
@@ -934,8 +942,6 @@ def _injection(
     recs: Sequence[_Rec], t_scan: _dt.datetime, opts: SUVOptions, inp: _Inputs
 ) -> _dt.datetime:
     """Administration time; time-only values are put on the scan's date (or the day before)."""
-    inj_dt = _same(recs, lambda r: r.inj_dt_text, "RadiopharmaceuticalStartDateTime (0018,1078)")
-    inj_tm = _same(recs, lambda r: r.inj_tm_text, "RadiopharmaceuticalStartTime (0018,1072)")
     if opts.injection_datetime is not None:
         t = opts.injection_datetime
         assert isinstance(t, _dt.datetime)  # parsed by SUVOptions
@@ -945,9 +951,14 @@ def _injection(
             t,
             None,
             "override",
-            f"header DateTime {inj_dt!r}, Time {inj_tm!r}",
+            "DateTime "
+            + _header_note(recs, lambda r: r.inj_dt_text)
+            + "; Time "
+            + _header_note(recs, lambda r: r.inj_tm_text),
         )
         return t
+    inj_dt = _same(recs, lambda r: r.inj_dt_text, "RadiopharmaceuticalStartDateTime (0018,1078)")
+    inj_tm = _same(recs, lambda r: r.inj_tm_text, "RadiopharmaceuticalStartTime (0018,1072)")
     if inj_dt:
         t_dt = _parse_dt(inj_dt)
         if t_dt is None or len(inj_dt.split(".")[0]) < 12:
@@ -992,7 +1003,6 @@ def _injection(
 
 
 def _dose(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> float:
-    header = _same(recs, lambda r: r.dose, "RadionuclideTotalDose (0018,1074)")
     if recs[0].n_radiopharm > 1:
         inp.warn(
             f"RadiopharmaceuticalInformationSequence has {recs[0].n_radiopharm} items; the "
@@ -1005,9 +1015,10 @@ def _dose(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> float:
             opts.dose_bq,
             "Bq",
             "override",
-            f"header value {header!r}",
+            _header_note(recs, lambda r: r.dose),
         )
         return float(opts.dose_bq)
+    header = _same(recs, lambda r: r.dose, "RadionuclideTotalDose (0018,1074)")
     if header is None or header <= 0:
         raise MissingQuantityError(
             f"RadionuclideTotalDose (0018,1074) is {header!r}: the administered activity is "
@@ -1066,6 +1077,14 @@ def _reference_time(
 
     def frame_based(required: bool) -> _dt.datetime | None:
         if lam is None:
+            if required:
+                raise MissingQuantityError(
+                    "reference_time='frame' needs the half-life: RadionuclideHalfLife "
+                    "(0018,1075) is absent",
+                    files=_files(recs)[:3],
+                    tag="RadionuclideHalfLife (0018,1075)",
+                    hint="pass half_life_s= (CLI --half-life-s)",
+                )
             return None
         times = _frame_reference_times(recs, lam)
         if times is None:
@@ -1127,7 +1146,8 @@ def _reference_time(
         return earliest, "earliest-acquisition"
     if rule == "frame":
         t = frame_based(required=True)
-        assert t is not None
+        if t is None:  # frame_based(required=True) raises instead; kept for -O runs
+            raise MissingQuantityError("no frame-timing reference time", tag="FrameReferenceTime")
         return t, "frame-timing"
 
     # QIBA order
@@ -1193,11 +1213,13 @@ def _timing(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs, *, need_admin:
     inp.add("DecayCorrection", "(0054,1102)", dc, None, "header")
     _check_corrections(recs, dc, opts, inp)
     n = len(recs)
-    if not need_admin and dc in ("START", "ADMIN"):
-        # values kept as stored: the timing is reported, not used
-        hl = opts.half_life_s or _same(recs, lambda r: r.half_life, "RadionuclideHalfLife")
+    if not need_admin:
+        # values kept as stored: the timing is reported, not used, so its absence is
+        # a warning here (suv_factor and decay_to != "stored" raise instead)
+        hl: float | None = None
         try:
-            t_ref, rule = _reference_time(recs, _LN2 / hl if hl else None, opts, inp)
+            hl = _half_life(recs, opts, inp)
+            t_ref, rule = _reference_time(recs, _LN2 / hl, opts, inp)
         except MissingQuantityError as exc:
             inp.warn(f"decay reference time not reported: {exc.message}")
             return _Timing(dc, None, None, None, hl, [1.0] * n)
@@ -1386,12 +1408,15 @@ def _patient(
 ) -> tuple[float | None, float | None, str | None]:
     w = h = s = None
     if weight:
-        header_w = _same(recs, lambda r: r.weight, "PatientWeight (0010,1030)")
+        header_w = (
+            None
+            if opts.weight_kg is not None
+            else _same(recs, lambda r: r.weight, "PatientWeight (0010,1030)")
+        )
         if opts.weight_kg is not None:
             w = float(opts.weight_kg)
-            inp.add(
-                "PatientWeight", "(0010,1030)", w, "kg", "override", f"header value {header_w!r}"
-            )
+            note = _header_note(recs, lambda r: r.weight)
+            inp.add("PatientWeight", "(0010,1030)", w, "kg", "override", note)
         elif header_w is None or header_w <= 0:
             raise MissingQuantityError(
                 f"PatientWeight (0010,1030) is {header_w!r}: the SUV needs the body weight",
@@ -1410,10 +1435,15 @@ def _patient(
             w = float(header_w)
             inp.add("PatientWeight", "(0010,1030)", w, "kg", "header")
     if height:
-        header_h = _same(recs, lambda r: r.height, "PatientSize (0010,1020)")
+        header_h = (
+            None
+            if opts.height_m is not None
+            else _same(recs, lambda r: r.height, "PatientSize (0010,1020)")
+        )
         if opts.height_m is not None:
             h = float(opts.height_m)
-            inp.add("PatientSize", "(0010,1020)", h, "m", "override", f"header value {header_h!r}")
+            note = _header_note(recs, lambda r: r.height)
+            inp.add("PatientSize", "(0010,1020)", h, "m", "override", note)
         elif header_h is None or header_h <= 0:
             raise MissingQuantityError(
                 f"PatientSize (0010,1020) is {header_h!r}: this normalisation needs the height",
@@ -1443,10 +1473,21 @@ def _patient(
             h = float(header_h)
             inp.add("PatientSize", "(0010,1020)", h, "m", "header")
     if sex:
-        header_s = _same(recs, lambda r: r.sex, "PatientSex (0010,0040)")
+        header_s = (
+            None if opts.sex is not None else _same(recs, lambda r: r.sex, "PatientSex (0010,0040)")
+        )
         if opts.sex is not None:
             s = opts.sex.upper()
-            inp.add("PatientSex", "(0010,0040)", s, None, "override", f"header value {header_s!r}")
+            if s == "O" and opts.sex_other == "error":
+                _check_sex(s, "this normalisation (sex_other='error')")
+            inp.add(
+                "PatientSex",
+                "(0010,0040)",
+                s,
+                None,
+                "override",
+                _header_note(recs, lambda r: r.sex),
+            )
         elif header_s == "O" and opts.sex_other == "average":
             s = "O"
             inp.warn(
