@@ -73,6 +73,7 @@ __all__ = [
     "activity_factor",
     "bsa_dubois_m2",
     "ibw_kg",
+    "identify_nuclide",
     "lbm_james_kg",
     "lbm_janmahasatian_kg",
     "load_activity",
