@@ -44,7 +44,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pydicom
@@ -127,6 +127,7 @@ _ELEMENTS: dict[str, tuple[str, str]] = {
 _PHILIPS_CREATOR = "Philips PET Private Group"
 _GE_PET_CREATOR = "GEMS_PETD_01"
 _LN2 = math.log(2.0)
+_T = TypeVar("_T")
 _DECAYED_TO = {"START": "reference", "ADMIN": "administration", "NONE": "none"}
 
 
@@ -780,6 +781,21 @@ def _header_note(recs: Sequence[_Rec], get: Callable[[_Rec], Any]) -> str:
     return f"header values differ between images: {', '.join(repr(v) for v in values)}"
 
 
+def _override(
+    recs: Sequence[_Rec],
+    inp: _Inputs,
+    value: _T | None,
+    get: Callable[[_Rec], Any],
+    name: str,
+    tag: str,
+    unit: str | None,
+) -> _T | None:
+    """``value`` if the user gave it (recorded, with the header value(s) it replaces)."""
+    if value is not None:
+        inp.add(name, tag, value, unit, "override", _header_note(recs, get))
+    return value
+
+
 def identify_nuclide(text: str) -> str | None:
     """Name of the radionuclide (a :data:`HALF_LIFE_TABLE_S` key) mentioned in ``text``.
 
@@ -852,6 +868,27 @@ def _units(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> str:
     return str(units)
 
 
+def _decay_correction(
+    recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs, *, must_be_known: bool
+) -> str:
+    """DecayCorrection (0054,1102), recorded, and CorrectedImage checked against it.
+
+    ``must_be_known``: the decay arithmetic needs START, ADMIN or NONE (a stored SUV
+    does not).
+    """
+    dc = _same(recs, lambda r: r.decay_correction, "DecayCorrection (0054,1102)")
+    if must_be_known and dc not in ("START", "ADMIN", "NONE"):
+        raise MissingQuantityError(
+            f"DecayCorrection (0054,1102) is {dc!r}; START, ADMIN or NONE expected",
+            files=_files(recs)[:3],
+            tag="DecayCorrection (0054,1102)",
+            hint="the series cannot be quantified without knowing its decay correction",
+        )
+    inp.add("DecayCorrection", "(0054,1102)", dc, None, "header")
+    _check_corrections(recs, dc, opts, inp)
+    return str(dc)
+
+
 def _check_corrections(
     recs: Sequence[_Rec], decay_correction: str, opts: SUVOptions, inp: _Inputs
 ) -> None:
@@ -900,16 +937,17 @@ def _check_corrections(
 
 
 def _half_life(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> float:
-    if opts.half_life_s is not None:
-        inp.add(
-            "RadionuclideHalfLife",
-            "(0018,1075)",
-            opts.half_life_s,
-            "s",
-            "override",
-            _header_note(recs, lambda r: r.half_life),
-        )
-        return float(opts.half_life_s)
+    half_life = _override(
+        recs,
+        inp,
+        opts.half_life_s,
+        lambda r: r.half_life,
+        "RadionuclideHalfLife",
+        "(0018,1075)",
+        "s",
+    )
+    if half_life is not None:
+        return float(half_life)
     header = _same(recs, lambda r: r.half_life, "RadionuclideHalfLife (0018,1075)")
     if header is not None and header > 0:
         inp.add("RadionuclideHalfLife", "(0018,1075)", float(header), "s", "header")
@@ -1009,16 +1047,11 @@ def _dose(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs) -> float:
             f"RadiopharmaceuticalInformationSequence has {recs[0].n_radiopharm} items; the "
             "first is used"
         )
-    if opts.dose_bq is not None:
-        inp.add(
-            "RadionuclideTotalDose",
-            "(0018,1074)",
-            opts.dose_bq,
-            "Bq",
-            "override",
-            _header_note(recs, lambda r: r.dose),
-        )
-        return float(opts.dose_bq)
+    dose = _override(
+        recs, inp, opts.dose_bq, lambda r: r.dose, "RadionuclideTotalDose", "(0018,1074)", "Bq"
+    )
+    if dose is not None:
+        return float(dose)
     header = _same(recs, lambda r: r.dose, "RadionuclideTotalDose (0018,1074)")
     if header is None or header <= 0:
         raise MissingQuantityError(
@@ -1203,16 +1236,7 @@ class _Timing:
 
 def _timing(recs: Sequence[_Rec], opts: SUVOptions, inp: _Inputs, *, need_admin: bool) -> _Timing:
     """Decay correction state; with ``need_admin`` the per-image factors to t_adm."""
-    dc = _same(recs, lambda r: r.decay_correction, "DecayCorrection (0054,1102)")
-    if dc not in ("START", "ADMIN", "NONE"):
-        raise MissingQuantityError(
-            f"DecayCorrection (0054,1102) is {dc!r}; START, ADMIN or NONE expected",
-            files=_files(recs)[:3],
-            tag="DecayCorrection (0054,1102)",
-            hint="the series cannot be quantified without knowing its decay correction",
-        )
-    inp.add("DecayCorrection", "(0054,1102)", dc, None, "header")
-    _check_corrections(recs, dc, opts, inp)
+    dc = _decay_correction(recs, opts, inp, must_be_known=True)
     n = len(recs)
     if not need_admin:
         # values kept as stored: the timing is reported, not used, so its absence is
@@ -1409,15 +1433,14 @@ def _patient(
 ) -> tuple[float | None, float | None, str | None]:
     w = h = s = None
     if weight:
-        header_w = (
-            None
-            if opts.weight_kg is not None
-            else _same(recs, lambda r: r.weight, "PatientWeight (0010,1030)")
+        w = _override(
+            recs, inp, opts.weight_kg, lambda r: r.weight, "PatientWeight", "(0010,1030)", "kg"
         )
-        if opts.weight_kg is not None:
-            w = float(opts.weight_kg)
-            note = _header_note(recs, lambda r: r.weight)
-            inp.add("PatientWeight", "(0010,1030)", w, "kg", "override", note)
+        header_w = (
+            None if w is not None else _same(recs, lambda r: r.weight, "PatientWeight (0010,1030)")
+        )
+        if w is not None:
+            w = float(w)
         elif header_w is None or header_w <= 0:
             raise MissingQuantityError(
                 f"PatientWeight (0010,1030) is {header_w!r}: the SUV needs the body weight",
@@ -1436,15 +1459,14 @@ def _patient(
             w = float(header_w)
             inp.add("PatientWeight", "(0010,1030)", w, "kg", "header")
     if height:
-        header_h = (
-            None
-            if opts.height_m is not None
-            else _same(recs, lambda r: r.height, "PatientSize (0010,1020)")
+        h = _override(
+            recs, inp, opts.height_m, lambda r: r.height, "PatientSize", "(0010,1020)", "m"
         )
-        if opts.height_m is not None:
-            h = float(opts.height_m)
-            note = _header_note(recs, lambda r: r.height)
-            inp.add("PatientSize", "(0010,1020)", h, "m", "override", note)
+        header_h = (
+            None if h is not None else _same(recs, lambda r: r.height, "PatientSize (0010,1020)")
+        )
+        if h is not None:
+            h = float(h)
         elif header_h is None or header_h <= 0:
             raise MissingQuantityError(
                 f"PatientSize (0010,1020) is {header_h!r}: this normalisation needs the height",
@@ -1474,38 +1496,23 @@ def _patient(
             h = float(header_h)
             inp.add("PatientSize", "(0010,1020)", h, "m", "header")
     if sex:
-        header_s = (
-            None if opts.sex is not None else _same(recs, lambda r: r.sex, "PatientSex (0010,0040)")
-        )
-        if opts.sex is not None:
-            s = opts.sex.upper()
-            if s == "O" and opts.sex_other == "error":
-                _check_sex(s, "this normalisation (sex_other='error')")
-            inp.add(
-                "PatientSex",
-                "(0010,0040)",
-                s,
-                None,
-                "override",
-                _header_note(recs, lambda r: r.sex),
-            )
-        elif header_s == "O" and opts.sex_other == "average":
-            s = "O"
-            inp.warn(
-                "PatientSex (0010,0040) is O (other): the mean of the male and female "
-                "formulas is used"
-            )
-            inp.add(
-                "PatientSex",
-                "(0010,0040)",
-                s,
-                None,
-                "header",
-                "other: mean of the male and female formulas (sex_other='average')",
-            )
-        else:
-            s = _check_sex(header_s, "this normalisation")
-            inp.add("PatientSex", "(0010,0040)", s, None, "header")
+        override = opts.sex.upper() if opts.sex is not None else None
+        if override == "O" and opts.sex_other == "error":
+            _check_sex(override, "this normalisation (sex_other='error')")
+        s = _override(recs, inp, override, lambda r: r.sex, "PatientSex", "(0010,0040)", None)
+        if s is None:
+            header_s = _same(recs, lambda r: r.sex, "PatientSex (0010,0040)")
+            if header_s == "O" and opts.sex_other == "average":
+                s = "O"
+                inp.warn(
+                    "PatientSex (0010,0040) is O (other): the mean of the male and female "
+                    "formulas is used"
+                )
+                note = "other: mean of the male and female formulas (sex_other='average')"
+            else:
+                s = _check_sex(header_s, "this normalisation")
+                note = ""
+            inp.add("PatientSex", "(0010,0040)", s, None, "header", note)
     return w, h, s
 
 
@@ -1656,8 +1663,11 @@ def _result(
     factors: Sequence[float],
     opts: SUVOptions,
     inp: _Inputs,
+    *,
+    decay_correction: str,
     **fields: Any,
 ) -> SUVFactor:
+    """Build the :class:`SUVFactor`; fields not given (not used by the route) are None."""
     suv_type, unit, _ = _NORM_INFO[normalisation]
     values: dict[str, Any] = dict.fromkeys(
         (
@@ -1676,9 +1686,6 @@ def _result(
             "activity",
         )
     )
-    values["decay_correction"] = _same(
-        recs, lambda r: r.decay_correction, "DecayCorrection (0054,1102)"
-    )
     values.update(fields)
     return SUVFactor(
         normalisation=normalisation,
@@ -1686,6 +1693,7 @@ def _result(
         unit=unit,
         method=method,
         units_in=units,
+        decay_correction=decay_correction,
         image_keys=tuple(r.key for r in recs),
         image_factors=tuple(float(f) for f in factors),
         inputs=tuple(inp.items),
@@ -1757,12 +1765,18 @@ def _stored_suv(
             hint="the stored SUV's normalisation is unknown",
         )
     inp.add("SUVType", "(0054,1006)", stored_type, None, "header")
-    dc = _same(recs, lambda r: r.decay_correction, "DecayCorrection (0054,1102)")
-    inp.add("DecayCorrection", "(0054,1102)", dc, None, "header")
-    _check_corrections(recs, dc, opts, inp)
+    dc = _decay_correction(recs, opts, inp, must_be_known=False)
     ratio, fields = _convert_between(recs, _SUVTYPE_TO_NORM[stored_type], normalisation, opts, inp)
     return _result(
-        recs, normalisation, "stored-suv", units, [ratio] * len(recs), opts, inp, **fields
+        recs,
+        normalisation,
+        "stored-suv",
+        units,
+        [ratio] * len(recs),
+        opts,
+        inp,
+        decay_correction=dc,
+        **fields,
     )
 
 
@@ -1781,9 +1795,7 @@ def _philips_suv(
         "header",
         (f0[2] + "; " if f0[2] else "") + "value * factor = SUVbw",
     )
-    dc = _same(recs, lambda r: r.decay_correction, "DecayCorrection (0054,1102)")
-    inp.add("DecayCorrection", "(0054,1102)", dc, None, "header")
-    _check_corrections(recs, dc, opts, inp)
+    dc = _decay_correction(recs, opts, inp, must_be_known=False)
     ratio, fields = _convert_between(recs, "bw", normalisation, opts, inp)
     return _result(
         recs,
@@ -1793,6 +1805,7 @@ def _philips_suv(
         [v * ratio for v in vals],
         opts,
         inp,
+        decay_correction=dc,
         **fields,
     )
 
@@ -1837,6 +1850,7 @@ def _activity_suv(
         factors,
         opts,
         inp,
+        decay_correction=timing.decay_correction,
         reference_datetime=timing.t_ref.isoformat(),
         reference_rule=timing.rule,
         injection_datetime=timing.t_adm.isoformat(),
@@ -1854,27 +1868,41 @@ def _activity_suv(
 
 
 # ---------------------------------------------------------------------------- volumes
-def _slice_factors(
-    images: Sequence[_Image], keys: Sequence[tuple[str, int]], factors: Sequence[float]
-) -> np.ndarray:
-    """Per-slice factors in the Volume's slice order (from the loader's image records)."""
-    by_key = dict(zip(keys, factors, strict=True))
-    return np.array([by_key[(im.sop_instance_uid, im.frame)] for im in images], dtype=np.float64)
+def _load_scaled(
+    series: Series,
+    load_options: Mapping[str, Any] | None,
+    keys: Sequence[tuple[str, int]],
+    factors: Sequence[float],
+    *,
+    units: str,
+    note: str,
+    **record: Any,
+) -> Volume:
+    """Load ``series`` and multiply each slice by the factor of its image (float32).
 
-
-def _scaled(volume: Volume, images: Sequence[_Image], per_slice: np.ndarray) -> np.ndarray:
-    if len(images) != volume.shape[0]:
+    The loader's image records give each slice's (SOPInstanceUID, frame), so per-image
+    factors land on the right slice whatever the file order. ``record`` (the factor's
+    audit record) goes into the provenance settings.
+    """
+    vol, images = _load_stack(series, **dict(load_options or {}))
+    if len(images) != vol.shape[0]:
         raise QuantificationError(
-            f"{volume.shape[0]} slices but {len(images)} image records: per-slice factors "
+            f"{vol.shape[0]} slices but {len(images)} image records: per-slice factors "
             "cannot be applied (a resampled stack?)",
             hint="please report this series",
         )
-    out = volume.array.astype(np.float32)
-    if np.all(per_slice == per_slice[0]):
-        out *= np.float32(per_slice[0])
-    else:
-        out *= per_slice.astype(np.float32)[:, None, None]
-    return out
+    by_key = dict(zip(keys, factors, strict=True))
+    per_slice = np.array([by_key[(im.sop_instance_uid, im.frame)] for im in images])
+    out = vol.array.astype(np.float32)
+    out *= per_slice.astype(np.float32)[:, None, None]
+    return Volume(
+        out,
+        vol.affine,
+        frame_of_reference_uid=vol.frame_of_reference_uid,
+        modality=vol.modality,
+        units=units,
+        provenance=vol.provenance.derive(note, **record),
+    )
 
 
 def load_activity(
@@ -1905,19 +1933,14 @@ def load_activity(
         :class:`ActivityFactor` record.
     """
     fac = activity_factor(series, decay_to=decay_to, options=options, **overrides)
-    vol, images = _load_stack(series, **dict(load_options or {}))
-    arr = _scaled(vol, images, _slice_factors(images, fac.image_keys, fac.image_factors))
-    prov = vol.provenance.derive(
-        f"activity concentration in Bq/mL ({fac.method}, decay-corrected to {fac.decayed_to})",
-        activity=fac.to_dict(),
-    )
-    return Volume(
-        arr,
-        vol.affine,
-        frame_of_reference_uid=vol.frame_of_reference_uid,
-        modality=vol.modality,
+    return _load_scaled(
+        series,
+        load_options,
+        fac.image_keys,
+        fac.image_factors,
         units="Bq/mL",
-        provenance=prov,
+        note=f"activity concentration in Bq/mL ({fac.method}, decay-corrected to {fac.decayed_to})",
+        activity=fac.to_dict(),
     )
 
 
@@ -1949,16 +1972,14 @@ def load_suv(
         ``provenance.settings["suv"]`` holds the :class:`SUVFactor` record.
     """
     fac = suv_factor(series, normalisation, options=options, **overrides)
-    vol, images = _load_stack(series, **dict(load_options or {}))
-    arr = _scaled(vol, images, _slice_factors(images, fac.image_keys, fac.image_factors))
-    prov = vol.provenance.derive(f"{fac.quantity} in {fac.unit} ({fac.method})", suv=fac.to_dict())
-    return Volume(
-        arr,
-        vol.affine,
-        frame_of_reference_uid=vol.frame_of_reference_uid,
-        modality=vol.modality,
+    return _load_scaled(
+        series,
+        load_options,
+        fac.image_keys,
+        fac.image_factors,
         units=fac.quantity,
-        provenance=prov,
+        note=f"{fac.quantity} in {fac.unit} ({fac.method})",
+        suv=fac.to_dict(),
     )
 
 
