@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1251,3 +1252,34 @@ def test_suv_options_object_and_overrides_combine(pet_series: PetSeries) -> None
 def test_suv_factor_unknown_normalisation(pet_series: PetSeries) -> None:
     with pytest.raises(ValueError, match="normalisation"):
         suv_factor(pet_series(), "lbm")
+
+
+# ---------------------------------------------------------------------------- malformed timing
+@pytest.mark.parametrize(
+    ("kw", "tag"),
+    [
+        (
+            {"acquisition_times": ["110000", "110000", "1100XX", "110000", "110000", "110000"]},
+            "AcquisitionDate/AcquisitionTime (0008,0022/0032)",
+        ),
+        (
+            {"series_time": "25:99:00", "acquisition_times": ["110000"] * 6},
+            "SeriesDate/SeriesTime (0008,0021/0031)",
+        ),
+        ({"private": ge_private("yesterday")}, "GE scan datetime (0009,100D)"),
+    ],
+)
+def test_unreadable_timing_is_an_error_not_skipped(
+    pet_series: PetSeries, kw: dict[str, Any], tag: str
+) -> None:
+    """A present but unreadable time is never dropped (which would move t_ref silently)."""
+    with warnings.catch_warnings():  # pydicom warns when the test writes the bad value
+        warnings.simplefilter("ignore", UserWarning)
+        s = pet_series(**kw)
+    with pytest.raises(MissingQuantityError) as info:
+        suv_factor(s)
+    _check_error(info, tag)
+    # kept-as-stored activity only reports the timing: a warning, values untouched
+    fac = activity_factor(s)
+    assert fac.image_factors == (1.0,) * 6
+    assert any(tag in w for w in fac.warnings)

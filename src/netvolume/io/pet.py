@@ -670,6 +670,7 @@ class _Rec:
     philips_suv: tuple[float | None, str, str] | None
     philips_act: tuple[float | None, str, str] | None
     series_date: str
+    malformed_timing: tuple[str, ...] = ()
 
 
 def _read_records(images: Sequence[_Image]) -> list[_Rec]:
@@ -702,22 +703,44 @@ def _record(ds: Dataset, im: _Image) -> _Rec:
     )
     nuclide_text += " " + _text(rp.get("Radiopharmaceutical")) + " " + _text(rp.get("Radionuclide"))
     series_date = _text(ds.get("SeriesDate")) or _text(ds.get("StudyDate"))
+    malformed: list[str] = []  # timing values present but unreadable: never skipped silently
+
+    def timing(parsed: Any, text: str, tag: str) -> Any:
+        if parsed is None and text.strip():
+            malformed.append(f"{tag} {text.strip()!r}")
+        return parsed
+
     acq_dt: _dt.datetime | None = None
-    frame_dur: float | None = _num(ds.get("ActualFrameDuration"))
+    dur_text = _text(ds.get("ActualFrameDuration"))
+    frame_dur: float | None = timing(_num(dur_text), dur_text, "ActualFrameDuration (0018,1242)")
     if im.n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
         pf = ds.get("PerFrameFunctionalGroupsSequence") or []
         if im.frame < len(pf):
             fc = pf[im.frame].get("FrameContentSequence") or []
             if len(fc):
-                acq_dt = _parse_dt(_text(fc[0].get("FrameAcquisitionDateTime")))
+                text = _text(fc[0].get("FrameAcquisitionDateTime"))
+                acq_dt = timing(_parse_dt(text), text, "FrameAcquisitionDateTime (0018,9074)")
                 frame_dur = _num(fc[0].get("FrameAcquisitionDuration")) or frame_dur
     if acq_dt is None:
-        if _text(ds.get("AcquisitionDateTime")):
-            acq_dt = _parse_dt(_text(ds.get("AcquisitionDateTime")))
+        text = _text(ds.get("AcquisitionDateTime"))
+        if text:
+            acq_dt = timing(_parse_dt(text), text, "AcquisitionDateTime (0008,002A)")
         else:
-            acq_dt = _combine(
-                _text(ds.get("AcquisitionDate")) or series_date, _text(ds.get("AcquisitionTime"))
+            date = _text(ds.get("AcquisitionDate")) or series_date
+            text = _text(ds.get("AcquisitionTime"))
+            acq_dt = timing(
+                _combine(date, text) if text else None,
+                f"{date} {text}" if text else "",
+                "AcquisitionDate/AcquisitionTime (0008,0022/0032)",
             )
+    series_tm = _text(ds.get("SeriesTime"))
+    series_dt = timing(
+        _combine(series_date, series_tm) if series_tm else None,
+        f"{series_date} {series_tm}" if series_tm else "",
+        "SeriesDate/SeriesTime (0008,0021/0031)",
+    )
+    ref_text = _text(ds.get("FrameReferenceTime"))
+    frame_ref = timing(_num(ref_text), ref_text, "FrameReferenceTime (0054,1300)")
     ge = _private(ds, 0x0009, _GE_PET_CREATOR, 0x0D)
     ph_suv = _private(ds, 0x7053, _PHILIPS_CREATOR, 0x00)
     ph_act = _private(ds, 0x7053, _PHILIPS_CREATOR, 0x09)
@@ -736,9 +759,9 @@ def _record(ds: Dataset, im: _Image) -> _Rec:
         suv_type=_text(ds.get("SUVType")).upper(),
         decay_correction=_text(ds.get("DecayCorrection")).upper(),
         corrected=corr,
-        series_dt=_combine(series_date, _text(ds.get("SeriesTime"))),
+        series_dt=series_dt,
         acq_dt=acq_dt,
-        frame_ref_ms=_num(ds.get("FrameReferenceTime")),
+        frame_ref_ms=frame_ref,
         frame_dur_ms=frame_dur,
         inj_dt_text=_text(rp.get("RadiopharmaceuticalStartDateTime")),
         inj_tm_text=_text(rp.get("RadiopharmaceuticalStartTime")),
@@ -749,10 +772,15 @@ def _record(ds: Dataset, im: _Image) -> _Rec:
         weight=_num(ds.get("PatientWeight")),
         height=_num(ds.get("PatientSize")),
         sex=_text(ds.get("PatientSex")).upper(),
-        ge_dt=(_parse_dt(_text(ge[0])), ge[1], ge[2]) if ge else None,
+        ge_dt=(
+            (timing(_parse_dt(_text(ge[0])), _text(ge[0]), f"GE scan datetime {ge[1]}"), *ge[1:])
+            if ge
+            else None
+        ),
         philips_suv=(_num(ph_suv[0]), ph_suv[1], ph_suv[2]) if ph_suv else None,
         philips_act=(_num(ph_act[0]), ph_act[1], ph_act[2]) if ph_act else None,
         series_date=series_date,
+        malformed_timing=tuple(malformed),
     )
 
 
@@ -1104,6 +1132,16 @@ def _reference_time(
     recs: Sequence[_Rec], lam: float | None, opts: SUVOptions, inp: _Inputs
 ) -> tuple[_dt.datetime, str]:
     """The decay reference time t_ref and the rule that chose it (see SUVOptions)."""
+    bad = [(r.path, m) for r in recs for m in r.malformed_timing]
+    if bad:
+        raise MissingQuantityError(
+            f"unreadable timing value(s): {'; '.join(sorted({m for _, m in bad}))}; the "
+            "decay reference time cannot be established",
+            files=list(dict.fromkeys(p for p, _ in bad))[:6],
+            tag=bad[0][1].split(" '")[0],
+            hint="fix the export's timing tags (DICOM DA YYYYMMDD, TM HHMMSS.FFFFFF, DT "
+            "YYYYMMDDHHMMSS.FFFFFF)",
+        )
     acq = [r.acq_dt for r in recs if r.acq_dt is not None]
     earliest = min(acq) if acq else None
     series_dt = _same(recs, lambda r: r.series_dt, "SeriesDate/SeriesTime (0008,0021/0031)")
