@@ -38,10 +38,7 @@ from netvolume.errors import InputPathError, NetVolumeError
 from netvolume.io._atomic import atomic_path
 from netvolume.io.dicom import Series, load, scan
 from netvolume.io.nifti import write_nifti
-from netvolume.io.pet import suv_summary
-
-#: Modalities whose sidecar carries the SUV summary.
-QUANTITATIVE_MODALITIES = ("PT", "NM")
+from netvolume.io.pet import QUANTITATIVE_MODALITIES, suv_summary
 
 
 def output_stem(series: Series) -> str:

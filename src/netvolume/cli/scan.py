@@ -8,10 +8,7 @@ import sys
 from typing import Any
 
 from netvolume.io.dicom import Catalogue, scan
-from netvolume.io.pet import suv_summary
-
-#: Modalities whose series get an SUV summary (inputs and SUVbw factor).
-QUANTITATIVE_MODALITIES = ("PT", "NM")
+from netvolume.io.pet import QUANTITATIVE_MODALITIES, suv_summary
 
 
 def add_parser(sub: Any) -> None:

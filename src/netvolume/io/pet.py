@@ -65,6 +65,7 @@ from netvolume.volume import Volume
 __all__ = [
     "HALF_LIFE_TABLE_S",
     "NORMALISATIONS",
+    "QUANTITATIVE_MODALITIES",
     "REFERENCE_TIME_RULES",
     "ActivityFactor",
     "SUVFactor",
@@ -85,6 +86,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Normalisation = Literal["bw", "lbm-james", "lbm-james120", "lbm-janma", "bsa", "ibw"]
+
+#: Modalities whose values can be quantified (PET, and SPECT stored as NM).
+QUANTITATIVE_MODALITIES: tuple[str, ...] = ("PT", "NM")
 
 #: Normalisations offered on the command line (``--suv``); the API also accepts
 #: ``"lbm-james120"`` (DICOM SUV Type ``LBM``: James' formula with 120 for men).
@@ -1388,7 +1392,7 @@ def _options(options: SUVOptions | None, overrides: Mapping[str, Any]) -> SUVOpt
 
 
 def _check_pet(series: Series) -> None:
-    if series.modality not in ("PT", "NM"):
+    if series.modality not in QUANTITATIVE_MODALITIES:
         raise UnsupportedUnitsError(
             f"stack {series.uid} is {series.modality!r}, not PET (PT) or SPECT (NM)",
             tag="Modality (0008,0060)",
