@@ -31,6 +31,12 @@ Tree::
     │   ├── ContradictoryQuantityError  injection after acquisition, per-slice mismatch
     │   ├── UnsupportedUnitsError unknown Units, CNTS without a scale factor
     │   └── UncorrectedImageError CorrectedImage without ATTN / DECY
+    ├── MaskError                 a segmentation that cannot be read onto its image
+    │   ├── MaskGridError         frame of reference or extent differs from the image
+    │   ├── MaskReferenceError    a SEG / RTSTRUCT made for another series
+    │   ├── RoiNotFoundError      unknown ROI / segment name (also a SeriesSelectionError)
+    │   ├── ContourError          empty, degenerate or non-planar RTSTRUCT contour
+    │   └── MaskOverlapError      overlapping structures asked for in one label map
     └── VolumeError (also ValueError)  an invalid Volume (shape, affine, ...)
 
 The exit code of the command line for each class is given by :data:`EXIT_CODES`.
@@ -43,6 +49,7 @@ from pathlib import Path
 
 __all__ = [
     "EXIT_CODES",
+    "ContourError",
     "ContradictoryQuantityError",
     "DicomReadError",
     "DuplicatePositionError",
@@ -54,6 +61,10 @@ __all__ = [
     "InconsistentPixelSpacingError",
     "InputPathError",
     "IrregularSpacingError",
+    "MaskError",
+    "MaskGridError",
+    "MaskOverlapError",
+    "MaskReferenceError",
     "MissingGeometryError",
     "MissingQuantityError",
     "MissingSliceError",
@@ -62,6 +73,7 @@ __all__ = [
     "NoImageSeriesError",
     "PixelDataError",
     "QuantificationError",
+    "RoiNotFoundError",
     "SeriesNotFoundError",
     "SeriesSelectionError",
     "SingleSliceError",
@@ -213,6 +225,30 @@ class UnsupportedUnitsError(QuantificationError):
 
 class UncorrectedImageError(QuantificationError):
     """CorrectedImage (0028,0051) lacks attenuation or decay correction."""
+
+
+class MaskError(NetVolumeError):
+    """A segmentation (NIfTI, NRRD, DICOM SEG, RTSTRUCT) that cannot be read onto its image."""
+
+
+class MaskGridError(MaskError):
+    """The mask's frame of reference or extent does not match the reference image."""
+
+
+class MaskReferenceError(MaskError):
+    """A DICOM SEG or RTSTRUCT that references another series than the reference image."""
+
+
+class RoiNotFoundError(MaskError, SeriesSelectionError):
+    """An ROI or segment name that the mask does not contain (the message lists them)."""
+
+
+class ContourError(MaskError):
+    """An RTSTRUCT contour that is empty, degenerate, not closed-planar or not in a slice."""
+
+
+class MaskOverlapError(MaskError):
+    """Structures that overlap cannot share one label map."""
 
 
 class VolumeError(NetVolumeError, ValueError):

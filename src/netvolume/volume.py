@@ -24,7 +24,7 @@ the first slice (DICOM PS3.3 C.7.6.2.1.1).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,6 +112,10 @@ class Volume:
         Units of the voxel values (``"HU"``, ``"BQML"``, ``"CNTS"``, ``"1"``...).
     provenance
         Where the Volume came from.
+    label_names
+        For a label map: the name of each label value (``{1: "liver", 2: "spleen"}``);
+        empty for an image. Carried through :meth:`crop`, :meth:`reorient` and
+        nearest-neighbour :meth:`resample`.
 
     Raises
     ------
@@ -120,7 +124,15 @@ class Volume:
         4x4 matrix with last row ``[0, 0, 0, 1]``, or its axes are zero or not orthogonal.
     """
 
-    __slots__ = ("_affine", "_array", "frame_of_reference_uid", "modality", "provenance", "units")
+    __slots__ = (
+        "_affine",
+        "_array",
+        "frame_of_reference_uid",
+        "label_names",
+        "modality",
+        "provenance",
+        "units",
+    )
 
     def __init__(
         self,
@@ -131,6 +143,7 @@ class Volume:
         modality: str = "",
         units: str = "",
         provenance: Provenance | None = None,
+        label_names: Mapping[int, str] | None = None,
     ) -> None:
         arr = np.asarray(array)
         if arr.ndim == 4 and arr.shape[3] != 3:
@@ -176,6 +189,15 @@ class Volume:
         self.modality = modality
         self.units = units
         self.provenance = provenance if provenance is not None else Provenance()
+        names = dict(label_names or {})
+        for value, name in names.items():
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+                raise VolumeError(
+                    f"label_names keys must be positive integer label values; got {value!r}"
+                )
+            if not isinstance(name, str):
+                raise VolumeError(f"label_names values must be strings; got {name!r}")
+        self.label_names: dict[int, str] = {int(k): v for k, v in sorted(names.items())}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -256,9 +278,17 @@ class Volume:
 
     # ------------------------------------------------------------------ derivation
     def with_array(
-        self, array: npt.ArrayLike, *, units: str | None = None, note: str = ""
+        self,
+        array: npt.ArrayLike,
+        *,
+        units: str | None = None,
+        note: str = "",
+        label_names: Mapping[int, str] | None = None,
     ) -> Volume:
         """Return a Volume on the same grid with other voxel values (e.g. a mask).
+
+        ``label_names`` names the label values of the new array (none by default: the
+        new values are not this Volume's labels).
 
         Raises
         ------
@@ -278,6 +308,7 @@ class Volume:
             modality=self.modality,
             units=self.units if units is None else units,
             provenance=prov,
+            label_names=label_names,
         )
 
     def crop(self, bounds: Sequence[tuple[int, int] | slice]) -> Volume:
@@ -321,6 +352,7 @@ class Volume:
             modality=self.modality,
             units=self.units,
             provenance=self.provenance.derive(f"cropped to {[(s.start, s.stop) for s in slices]}"),
+            label_names=self.label_names,
         )
 
     def reorient(self, code: str = "SPL") -> Volume:
@@ -382,6 +414,7 @@ class Volume:
             modality=self.modality,
             units=self.units,
             provenance=self.provenance.derive(f"reoriented to {code}"),
+            label_names=self.label_names,
         )
 
     def resample(
@@ -480,6 +513,7 @@ class Volume:
                 f"resampled ({interpolation}) to shape {target_shape}",
                 resample_interpolation=interpolation,
             ),
+            label_names=self.label_names if interpolation == "nearest" else None,
         )
 
     # ------------------------------------------------------------------ SimpleITK

@@ -30,7 +30,10 @@ _REVERSE = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dt
 def volume_to_nifti(volume: Volume) -> nib.Nifti1Image:
     """Return a ``nibabel.Nifti1Image`` of the Volume with its RAS affine.
 
-    RGB volumes are written as NIfTI RGB24 (``intent`` none, datatype 128).
+    RGB volumes are written as NIfTI RGB24 (``intent`` none, datatype 128). A label
+    Volume (non-empty ``label_names``) carries its names in a CaretExtension label table
+    (extension code 30), the form TotalSegmentator's ``--ml`` output uses, so 3D Slicer,
+    TotalSegmentator's tools and :func:`netvolume.io.masks.read` find the names again.
     """
     arr = volume.array
     if arr.dtype == np.bool_:
@@ -53,7 +56,40 @@ def volume_to_nifti(volume: Volume) -> nib.Nifti1Image:
     img.header.set_xyzt_units(xyz="mm", t="sec")
     descrip = f"netvolume {volume.provenance.netvolume_version} {volume.modality}"
     img.header["descrip"] = descrip.encode("ascii", "replace")[:79]
+    if volume.label_names:
+        img.header.extensions.append(nib.nifti1.Nifti1Extension(30, _label_table_xml(volume)))
+        img.header.set_intent("label")
     return img
+
+
+def _label_table_xml(volume: Volume) -> bytes:
+    """A CaretExtension XML label table (label value -> name, with a fixed colour cycle)."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    colours = (
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0),
+        (1.0, 1.0, 0.0),
+        (0.0, 1.0, 1.0),
+        (1.0, 0.0, 1.0),
+        (1.0, 0.5, 0.0),
+        (0.5, 0.0, 1.0),
+    )
+    rows = []
+    for value, name in volume.label_names.items():
+        r, g, b = colours[value % len(colours)]
+        rows.append(
+            f'<Label Key="{value}" Red="{r}" Green="{g}" Blue="{b}" Alpha="1">'
+            f"{escape(name)}</Label>"
+        )
+    body = "".join(rows)
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><CaretExtension>'
+        f"<VolumeInformation Index={quoteattr('0')}><LabelTable>{body}</LabelTable>"
+        "<VolumeType>Label</VolumeType></VolumeInformation></CaretExtension>"
+    )
+    return xml.encode("utf-8")
 
 
 def write_nifti(volume: Volume, path: str | Path) -> Path:
