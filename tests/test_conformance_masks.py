@@ -311,8 +311,10 @@ def test_lu177_both_lesions_on_both_time_points(
                 np.sum(np.hypot(np.diff(y, append=y[0]), np.diff(x, append=x[0])))
             )
         voxels = int(np.count_nonzero(labels.array == value))
-        # pixel-centre sampling of a polygon errs by well under half its perimeter
-        assert abs(voxels - area_px) <= 0.5 * perimeter_px, (value, voxels, area_px)
+        # pixel-centre sampling errs randomly along the outline (measured: 4 to 16 voxels
+        # on outlines of 222 to 2656 pixels); a rule that takes every pixel the outline
+        # touches would add about half the perimeter, one that drops them subtract it
+        assert abs(voxels - area_px) <= 0.05 * perimeter_px, (value, voxels, area_px)
     # the same lesions a day apart: volumes within 5 %
     other = lu177["SCAN_002" if name == "SCAN_001" else "SCAN_001"][1]
     for value in LESIONS:
@@ -328,3 +330,81 @@ def test_lu177_rtstruct_of_other_time_point_is_other_frame(
     with pytest.raises(MaskGridError) as info:
         masks.read(lu177["SCAN_001"][2], image2)
     assert str(image2.frame_of_reference_uid) in str(info.value)
+
+
+# ------------------------------------------------------------------ write_seg round trip
+def _dciodvfy_errors(path: Path) -> list[str]:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed; CI installs it")
+    proc = subprocess.run([exe, "-new", str(path)], capture_output=True, text=True, check=False)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    return [line for line in lines if line.startswith("Error")]
+
+
+def _strict_read(path: Path) -> pydicom.Dataset:
+    from pydicom import config
+
+    old = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.RAISE
+    try:
+        ds = pydicom.dcmread(path)
+        for elem in ds.iterall():
+            _ = elem.value  # converts every value under RAISE
+        return ds
+    finally:
+        config.settings.reading_validation_mode = old
+
+
+def test_round_trip_lu177_lesions(
+    lu177: dict[str, tuple[Volume, Volume, Path]], tmp_path: Path
+) -> None:
+    """RTSTRUCT lesions -> write_seg -> read: the identical labels, valid DICOM."""
+    image, labels, _ = lu177["SCAN_001"]
+    (series,) = scan(external_path("lu177_spect", "SCAN_001", "image")).series
+    out = masks.write_seg(labels, series, path=tmp_path / "lesions.dcm")
+    assert _dciodvfy_errors(out) == []
+    ds = _strict_read(out)
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == list(LESIONS.values())
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_instance_uid
+    back = masks.read(out, image)
+    assert np.array_equal(back.array, labels.array)
+    assert back.label_names == labels.label_names
+    # reoriented labels write the same frames (no mirrored SEG)
+    out2 = masks.write_seg(labels.reorient("IAR"), series, path=tmp_path / "reoriented.dcm")
+    assert np.array_equal(masks.read(out2, image).array, labels.array)
+
+
+def test_round_trip_dcmqi_liver(tmp_path: Path) -> None:
+    folder = _dcmqi("ct-3slice")
+    (series,) = scan(folder).series
+    ct = load(series)
+    liver = masks.read(_dcmqi("liver_seg.nrrd"), ct, class_map={1: "liver"})
+    out = masks.write_seg(liver, series, path=tmp_path / "liver.dcm")
+    assert _dciodvfy_errors(out) == []
+    _strict_read(out)
+    back = masks.read(out, ct)
+    assert np.array_equal(back.array, liver.array)
+    seg = pydicom.dcmread(out).SegmentSequence[0]
+    assert seg.SegmentedPropertyTypeCodeSequence[0].CodeValue == "10200004"  # SCT Liver
+    # and our SEG agrees with dcmqi's SEG of the same mask
+    assert np.array_equal(back.array, masks.read(_dcmqi("liver.dcm"), ct).array)
+
+
+def test_cli_mask_writes_seg_and_nifti(run_cli, tmp_path: Path) -> None:
+    folder = external_path("lu177_spect", "SCAN_001")
+    seg = tmp_path / "lesions.dcm"
+    res = run_cli(["mask", folder / "mask", "--reference", folder / "image", "-o", seg])
+    assert res.code == 0, res.err
+    assert "lesion1 liver R lobe: 14359 voxels, 106.984 mL" in res.out
+    assert res.err == ""  # nothing logged about the source's non-conformant values
+    assert _dciodvfy_errors(seg) == []
+    nii = tmp_path / "back.nii.gz"
+    res = run_cli(["mask", seg, "--reference", folder / "image", "-o", nii])
+    assert res.code == 0, res.err
+    assert "lesion2 liver L lateral: 384 voxels, 2.861 mL" in res.out
+    res = run_cli(["mask", nii, "--list"])
+    assert res.out.splitlines() == list(LESIONS.values())

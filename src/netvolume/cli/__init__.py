@@ -36,7 +36,7 @@ _EPILOG = """exit codes: 0 ok, 1 data error, 2 usage error, 3 input path error,
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from netvolume.cli import convert, scan
+    from netvolume.cli import convert, mask, scan
 
     parser = argparse.ArgumentParser(
         prog="netvolume",
@@ -48,7 +48,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (scan, convert):
+    for module in (scan, convert, mask):
         module.add_parser(sub)
     return parser
 
@@ -64,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="netvolume: %(levelname)s: %(message)s",
     )
+    if not args.verbose:
+        # pydicom logs remarks on the *input's* non-conformant values (an over-long LO...)
+        # without naming the file; netvolume checks the values that matter itself
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -58,9 +58,19 @@ from netvolume.io.masks._seg_read import (
     referenced_series_uids,
     segment_array,
 )
+from netvolume.io.masks._seg_write import STRUCTURES, Segment, infer_structure, write_seg
 from netvolume.volume import Provenance, Volume
 
-__all__ = ["MASK_KINDS", "list_structures", "read", "read_class_map"]
+__all__ = [
+    "MASK_KINDS",
+    "STRUCTURES",
+    "Segment",
+    "infer_structure",
+    "list_structures",
+    "read",
+    "read_class_map",
+    "write_seg",
+]
 
 #: What :func:`read` recognises, as reported in ``provenance.settings["mask_kind"]``.
 MASK_KINDS = ("nifti", "nrrd", "totalsegmentator-folder", "seg", "rtstruct")

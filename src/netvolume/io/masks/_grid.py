@@ -23,7 +23,7 @@ from netvolume.volume import Volume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Placement", "describe_grid", "place_on_reference"]
+__all__ = ["Placement", "describe_grid", "grids_coincide", "place_on_reference"]
 
 
 @dataclass
@@ -84,6 +84,19 @@ def _exact_map(
         start = int(shift[r]) if sign > 0 else int(shift[r]) - (int(shape[s]) - 1)
         starts.append(start)
     return src_axes, signs, starts
+
+
+def grids_coincide(
+    affine: np.ndarray,
+    shape: Sequence[int],
+    reference: Volume,
+    *,
+    tolerance_voxels: float = 0.01,
+) -> bool:
+    """True when every voxel centre of the grid ``(shape, affine)`` is a voxel centre of
+    ``reference``'s grid (any axis order / direction), i.e. placement needs no
+    interpolation (it may still need cropping)."""
+    return _exact_map(affine, shape, reference, tolerance_voxels) is not None
 
 
 def place_on_reference(

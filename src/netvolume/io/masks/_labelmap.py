@@ -95,7 +95,12 @@ def _caret_label_table(img: Any) -> dict[int, str]:
     """Label names from a NIfTI CaretExtension XML label table (TotalSegmentator ``--ml``)."""
     names: dict[int, str] = {}
     for ext in img.header.extensions:
-        raw = ext.get_content()
+        raw = getattr(ext, "content", None)  # nibabel >= 5.3: the raw bytes
+        if raw is None:
+            try:
+                raw = ext.get_content()
+            except NotImplementedError:
+                continue
         if not isinstance(raw, bytes | str):
             continue
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
@@ -215,7 +220,12 @@ def read_label_map(path: Path, class_map: Mapping[int, str] | None = None) -> La
             )
         source = "class map"
     elif header_names:
-        names = header_names
+        names = dict(header_names)
+        unnamed = [v for v in values if v not in names]
+        if unnamed:
+            names.update({v: f"label_{v}" for v in unnamed})
+            names = dict(sorted(names.items()))
+            source = f"header extension (values {unnamed[:10]} not in it: named label_N)"
     else:
         names = {v: f"label_{v}" for v in values}
         source = "generic"
