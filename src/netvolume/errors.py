@@ -261,6 +261,6 @@ EXIT_CODES: dict[str, int] = {
     "data_error": 1,  # the input was read but is not usable (any NetVolumeError but below)
     "usage_error": 2,  # bad command-line arguments (argparse's own code)
     "input_path_error": 3,  # path missing, not a folder, permission denied
-    "selection_error": 4,  # no series, several series and none chosen, unknown UID
+    "selection_error": 4,  # no series, several and none chosen, unknown UID or ROI name
     "internal_error": 70,  # a bug in netvolume: please report it (EX_SOFTWARE)
 }

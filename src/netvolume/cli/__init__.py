@@ -6,7 +6,7 @@ Exit codes
 1   data error: the input was read but is not usable (geometry, pixel data, ...)
 2   usage error: bad command-line arguments
 3   input path error: a path that does not exist or cannot be read
-4   series selection error: no image series, several and none chosen, unknown UID
+4   selection error: no image series, several and none chosen, unknown UID, unknown ROI
 70  internal error: a bug in netvolume (please report it with ``--debug`` output)
 
 Errors are printed to stderr as one ``netvolume: error: ...`` message, never as a
@@ -32,7 +32,7 @@ from netvolume.errors import (
 __all__ = ["main"]
 
 _EPILOG = """exit codes: 0 ok, 1 data error, 2 usage error, 3 input path error,
-4 series selection error, 70 internal error"""
+4 selection error (series or ROI), 70 internal error"""
 
 
 def _build_parser() -> argparse.ArgumentParser:
