@@ -369,6 +369,10 @@ def test_round_trip_lu177_lesions(
     assert _dciodvfy_errors(out) == []
     ds = _strict_read(out)
     assert [s.SegmentLabel for s in ds.SegmentSequence] == list(LESIONS.values())
+    for item in ds.SegmentSequence:  # "lesion1 liver R lobe": a lesion lying in the liver
+        assert item.SegmentedPropertyTypeCodeSequence[0].CodeValue == "52988006"  # Lesion
+        assert item.AnatomicRegionSequence[0].CodeValue == "10200004"  # Liver
+        assert item.TrackingID == item.SegmentLabel
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_instance_uid
     back = masks.read(out, image)
     assert np.array_equal(back.array, labels.array)

@@ -238,7 +238,8 @@ def infer_structure(name: str) -> str:
     norm = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if norm in STRUCTURES:
         return norm
-    words = set(norm.split("_")) - {""}
+    # "lesion1" counts as "lesion": numbers glued to a word are an index, not a meaning
+    words = {re.sub(r"(?<=[a-z])[0-9]+$", "", w) for w in norm.split("_")} - {""}
     lesion_like = bool(words & (_LESION_WORDS | _MET_WORDS | _TUMOR_WORDS))
     if words & _NODE_WORDS:
         return "lymph_node_lesion" if lesion_like else "lymph_node"
