@@ -841,6 +841,47 @@ def test_slicer_seg_nrrd_names(axial: Image, tmp_path: Path) -> None:
     assert lesion.label_names == {5: "lesion"}
 
 
+def _two_layer_seg_nrrd(ref: Volume, path: Path, *, overlap: bool) -> tuple[np.ndarray, ...]:
+    """A 3D Slicer .seg.nrrd with two layers (vector components): layer 0 holds "liver"
+    (value 1) and "spleen" (value 2), layer 1 holds "lesion" (value 1) inside the liver
+    when ``overlap`` is True, else beside it."""
+    liver = np.zeros(ref.spatial_shape, dtype=bool)
+    liver[1:4, 2:7, 2:8] = True
+    spleen = np.zeros(ref.spatial_shape, dtype=bool)
+    spleen[1:3, 8:10, 10:13] = True
+    lesion = np.zeros(ref.spatial_shape, dtype=bool)
+    if overlap:
+        lesion[2, 3:5, 3:5] = True
+    else:
+        lesion[4, 8:10, 2:4] = True
+    layer0 = ref.with_array(liver.astype(np.uint8) + 2 * spleen.astype(np.uint8)).to_sitk()
+    layer1 = ref.with_array(lesion.astype(np.uint8)).to_sitk()
+    img = sitk.Compose(layer0, layer1)
+    for n, (name, layer, value) in enumerate([("liver", 0, 1), ("spleen", 0, 2), ("lesion", 1, 1)]):
+        img.SetMetaData(f"Segment{n}_Name", name)
+        img.SetMetaData(f"Segment{n}_Layer", str(layer))
+        img.SetMetaData(f"Segment{n}_LabelValue", str(value))
+    sitk.WriteImage(img, str(path))
+    return liver, spleen, lesion
+
+
+def test_slicer_seg_nrrd_layers(axial: Image, tmp_path: Path) -> None:
+    """Segments in several layers: one label per segment (index + 1), names kept."""
+    path = tmp_path / "layers.seg.nrrd"
+    liver, spleen, lesion = _two_layer_seg_nrrd(axial.volume, path, overlap=False)
+    got = read(path, axial.volume)
+    assert got.label_names == {1: "liver", 2: "spleen", 3: "lesion"}
+    expected = liver * 1 + spleen * 2 + lesion * 3
+    np.testing.assert_array_equal(got.array, expected)
+
+
+def test_slicer_seg_nrrd_overlapping_layers(axial: Image, tmp_path: Path) -> None:
+    path = tmp_path / "overlap.seg.nrrd"
+    _two_layer_seg_nrrd(axial.volume, path, overlap=True)
+    with pytest.raises(MaskOverlapError, match="'lesion' overlaps"):
+        read(path, axial.volume)
+
+
 # --------------------------------------------------------------------------- TotalSegmentator
 def _binary(ref: Volume, region: tuple[slice, slice, slice] | None) -> Volume:
     """A 0/1 uint8 mask on the grid of ``ref`` (empty when ``region`` is None).

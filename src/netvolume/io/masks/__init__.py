@@ -192,7 +192,11 @@ def list_structures(source: str | Path) -> list[str]:
         return [s.name for s in open_seg(path, [])[1]]
     import pydicom
 
-    return [r.name for r in roi_table(pydicom.dcmread(path), path)]
+    from netvolume.io.dicom import _quiet_pydicom
+
+    with _quiet_pydicom():
+        ds = pydicom.dcmread(path)
+    return [r.name for r in roi_table(ds, path)]
 
 
 def _resolve(path: Path) -> Path:
@@ -519,23 +523,23 @@ def _read_seg(
     names: dict[int, str] = {}
     for n in chosen:
         info = segments[n]
-        got = segment_array(seg, info, path, fraction_threshold=fraction_threshold, notes=notes)
+        seg_mask, seg_affine = segment_array(
+            seg, info, path, fraction_threshold=fraction_threshold, notes=notes
+        )
         label = f"segment {info.number} ({info.name!r}) of {what}"
-        if got is None:
-            notes.append(f"{label}: no frames (empty segment)")
-            mask = np.zeros(reference.spatial_shape, dtype=bool)
-        else:
-            placed = place_on_reference(
-                got[0].astype(np.uint8),
-                got[1],
-                reference,
-                what=label,
-                files=[path],
-                allow_resample=allow_resample,
-                tolerance_voxels=tolerance_voxels,
-            )
-            notes.extend(placed.notes)
-            mask = placed.array.astype(bool)
+        placed = place_on_reference(
+            seg_mask.astype(np.uint8),
+            seg_affine,
+            reference,
+            what=label,
+            files=[path],
+            allow_resample=allow_resample,
+            tolerance_voxels=tolerance_voxels,
+        )
+        notes.extend(placed.notes)
+        mask = placed.array.astype(bool)
+        if not mask.any():
+            notes.append(f"{label}: no voxel on the reference image (empty segment)")
         structures.append((info.number, info.name, mask))
         names[info.number] = info.name
         if info.tracking_id or info.tracking_uid:

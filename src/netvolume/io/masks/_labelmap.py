@@ -14,7 +14,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from netvolume.errors import InputPathError, MaskError
+from netvolume.errors import InputPathError, MaskError, MaskOverlapError
 from netvolume.io.nifti import read_nifti
 
 __all__ = [
@@ -257,8 +257,7 @@ def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     if n_comp > 1:
         # 3D Slicer .seg.nrrd with several layers: segments may overlap across layers
         arr4 = sitk.GetArrayFromImage(img)  # [k, j, i, layer]
-        comps = [sitk.VectorIndexSelectionCast(img, c) for c in range(n_comp)]
-        vol = Volume.from_sitk(comps[0])
+        vol = Volume.from_sitk(sitk.VectorIndexSelectionCast(img, 0))  # the geometry
         out = np.zeros(arr4.shape[:3], dtype=np.uint16)
         names: dict[int, str] = {}
         for n, seg in sorted(meta.items()):
@@ -266,8 +265,6 @@ def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
             value = int(seg.get("LabelValue", "1"))
             hit = arr4[..., layer] == value
             if np.any(out[hit] != 0):
-                from netvolume.errors import MaskOverlapError
-
                 raise MaskOverlapError(
                     f"{path.name}: segment {seg.get('Name', n)!r} overlaps another segment "
                     "(they are stored in different layers)",

@@ -98,13 +98,13 @@ def segment_array(
     *,
     fraction_threshold: float,
     notes: list[str],
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray]:
     """One segment as a boolean array on the SEG's own grid, with that grid's affine.
 
     The grid spans the frames that hold the segment (highdicom builds it from the plane
     positions; missing positions in between are empty). A FRACTIONAL segment is
     thresholded: a voxel belongs to it when its fraction is >= ``fraction_threshold``.
-    Returns None when the segment has no frame at all.
+    A segment without any frame comes back as one empty plane (highdicom's behaviour).
     """
     is_fractional = str(getattr(seg, "SegmentationType", "")) == "FRACTIONAL"
     with warnings.catch_warnings(record=True) as caught:
@@ -117,9 +117,6 @@ def segment_array(
                 allow_missing_positions=True,
             )
         except (ValueError, RuntimeError, IndexError) as exc:
-            text = str(exc)
-            if "no frames" in text.lower() or "not found" in text.lower():
-                return None
             raise MaskError(
                 f"{path.name}: segment {segment.number} ({segment.name!r}) cannot be "
                 f"placed in 3D: {exc}",
@@ -128,8 +125,6 @@ def segment_array(
                 hint="the SEG's frames must lie on parallel, regularly spaced planes",
             ) from exc
     notes.extend(f"{path.name}: highdicom: {w.message}" for w in caught)
-    if vol is None:
-        return None
     arr = np.asarray(vol.array)
     if arr.ndim == 4:
         arr = arr[..., 0]
