@@ -37,7 +37,9 @@ Tree::
     │   ├── RoiNotFoundError      unknown ROI / segment name (also a SeriesSelectionError)
     │   ├── ContourError          empty, degenerate or non-planar RTSTRUCT contour
     │   └── MaskOverlapError      overlapping structures asked for in one label map
-    └── VolumeError (also ValueError)  an invalid Volume (shape, affine, ...)
+    ├── VolumeError (also ValueError)  an invalid Volume (shape, affine, ...)
+    └── KernelInputError (also ValueError)  bad array, spacing or option given to a kernel
+        └── EmptyRegionError      a region (reference sphere, ...) with no voxel in it
 
 The exit code of the command line for each class is given by :data:`EXIT_CODES`.
 """
@@ -53,6 +55,7 @@ __all__ = [
     "ContradictoryQuantityError",
     "DicomReadError",
     "DuplicatePositionError",
+    "EmptyRegionError",
     "GantryTiltError",
     "GeometryError",
     "InconsistentMatrixError",
@@ -61,6 +64,7 @@ __all__ = [
     "InconsistentPixelSpacingError",
     "InputPathError",
     "IrregularSpacingError",
+    "KernelInputError",
     "MaskError",
     "MaskGridError",
     "MaskOverlapError",
@@ -253,6 +257,14 @@ class MaskOverlapError(MaskError):
 
 class VolumeError(NetVolumeError, ValueError):
     """An invalid :class:`~netvolume.volume.Volume` (bad shape, affine or metadata)."""
+
+
+class KernelInputError(NetVolumeError, ValueError):
+    """An array, spacing or option that a :mod:`netvolume.kernels` function cannot use."""
+
+
+class EmptyRegionError(KernelInputError):
+    """A region to average over (a reference sphere, ...) that holds no voxel."""
 
 
 #: Exit codes of the ``netvolume`` command line (see ``netvolume --help``).

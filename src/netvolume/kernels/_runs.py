@@ -1,0 +1,135 @@
+"""Row-run extraction shared by the kernels (numba).
+
+Every kernel in this package walks an array row by row (a row is the last axis at a fixed
+slice and row index) and turns each row into *runs*: maximal half-open intervals
+``[start, stop)`` of voxels that are foreground (binary runs) or that carry one label value
+(value runs). Zero voxels are skipped eight bytes at a time through a ``uint64`` view of the
+row when the array allows it (C-contiguous, row length in bytes a multiple of 8): on lesion
+masks, where most of a volume is background, the scan then costs about one read of the
+array.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit
+
+__all__ = ["binary_row_runs", "thread_chunks", "value_row_runs", "word_view"]
+
+
+def word_view(arr: np.ndarray) -> tuple[np.ndarray, int]:
+    """Return ``(words, per_word)``: a ``uint64`` view of ``arr``'s rows and the number of
+    elements per word, or a dummy ``(1, 1, 1)`` array and 0 when no view is possible.
+
+    ``arr`` must be 3-D. A view exists when ``arr`` is C-contiguous and each row spans a
+    whole number of 8-byte words.
+    """
+    item = arr.dtype.itemsize
+    if (
+        arr.flags.c_contiguous
+        and arr.size > 0
+        and 8 % item == 0
+        and (arr.shape[2] * item) % 8 == 0
+    ):
+        return arr.view(np.uint64), 8 // item
+    return np.zeros((1, 1, 1), np.uint64), 0
+
+
+def thread_chunks(n_items: int, n_threads: int | None = None) -> np.ndarray:
+    """Split ``range(n_items)`` into contiguous chunks, one per thread (boundaries array)."""
+    t = numba.get_num_threads() if n_threads is None else n_threads
+    t = max(1, min(t, n_items))
+    return np.linspace(0, n_items, t + 1).round().astype(np.int64)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def binary_row_runs(arr, words, per_word, z, y, starts, stops):  # type: ignore[no-untyped-def]
+    """Write the foreground runs of row ``arr[z, y]`` into ``starts`` / ``stops``.
+
+    Returns the number of runs. ``per_word`` = 0 means no word view (element loop).
+    """
+    nx = arr.shape[2]
+    n = 0
+    inside = False
+    if per_word > 0:
+        nw = nx // per_word
+        for w in range(nw):
+            if words[z, y, w] == 0:
+                if inside:
+                    stops[n] = w * per_word
+                    n += 1
+                    inside = False
+                continue
+            base = w * per_word
+            for k in range(per_word):
+                x = base + k
+                if arr[z, y, x] != 0:
+                    if not inside:
+                        starts[n] = x
+                        inside = True
+                elif inside:
+                    stops[n] = x
+                    n += 1
+                    inside = False
+    else:
+        for x in range(nx):
+            if arr[z, y, x] != 0:
+                if not inside:
+                    starts[n] = x
+                    inside = True
+            elif inside:
+                stops[n] = x
+                n += 1
+                inside = False
+    if inside:
+        stops[n] = nx
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def value_row_runs(arr, words, per_word, z, y, starts, stops, vals):  # type: ignore[no-untyped-def]
+    """Write the runs of constant nonzero value of row ``arr[z, y]``.
+
+    Returns the number of runs; ``vals[i]`` is the value of run ``i`` (as int64).
+    """
+    nx = arr.shape[2]
+    n = 0
+    cur = 0
+    if per_word > 0:
+        nw = nx // per_word
+        for w in range(nw):
+            if words[z, y, w] == 0:
+                if cur != 0:
+                    stops[n] = w * per_word
+                    n += 1
+                    cur = 0
+                continue
+            base = w * per_word
+            for k in range(per_word):
+                x = base + k
+                v = np.int64(arr[z, y, x])
+                if v != cur:
+                    if cur != 0:
+                        stops[n] = x
+                        n += 1
+                    if v != 0:
+                        starts[n] = x
+                        vals[n] = v
+                    cur = v
+    else:
+        for x in range(nx):
+            v = np.int64(arr[z, y, x])
+            if v != cur:
+                if cur != 0:
+                    stops[n] = x
+                    n += 1
+                if v != 0:
+                    starts[n] = x
+                    vals[n] = v
+                cur = v
+    if cur != 0:
+        stops[n] = nx
+        n += 1
+    return n
