@@ -23,20 +23,21 @@ later processes load the cache.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from netvolume.errors import EmptyRegionError, KernelInputError
-from netvolume.kernels._axes import axes_per_label, row_extremes
+from netvolume.kernels._axes import axes_per_label, row_extremes, row_extremes_runs
 from netvolume.kernels._label import OFFSETS, Runs, label_runs, paint_runs, write_labels
 from netvolume.kernels._peak import peak_per_label, sphere_pattern
 from netvolume.kernels._runs import thread_chunks, word_view
-from netvolume.kernels._stats import merge_chunks, stats_pass
+from netvolume.kernels._stats import merge_chunks, stats_pass, stats_runs
 
 __all__ = [
     "AxialDiameters",
+    "LesionTable",
     "RegionStats",
     "SphereStats",
     "SuvPeak",
@@ -45,6 +46,7 @@ __all__ = [
     "fill_holes",
     "label",
     "largest_component",
+    "lesion_table",
     "region_stats",
     "sphere_mean",
     "suv_peak",
@@ -70,6 +72,18 @@ def _as_mask(mask: np.ndarray, what: str = "mask") -> np.ndarray:
             hint="pass one 3-D volume [slice, row, column] or one 2-D slice",
         )
     return arr
+
+
+def _mask_bytes(arr: np.ndarray) -> np.ndarray:
+    """The mask as C-contiguous uint8 (nonzero = foreground), 3-D.
+
+    One-byte masks (bool, uint8, int8) are viewed, not copied, when already contiguous;
+    wider ones become ``arr != 0``. The numba kernels are thus compiled for one type only.
+    """
+    arr3 = _as3d(arr)
+    if arr3.dtype.itemsize == 1:
+        return np.ascontiguousarray(arr3).view(np.uint8)
+    return np.not_equal(arr3, 0).view(np.uint8)
 
 
 def _connectivity_offsets(
@@ -125,7 +139,15 @@ def _labels3(labels: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     nn = int(n)
     if nn < 0:
         raise KernelInputError(f"n = {n}; expected the number of labels (>= 0)")
-    return arr, nn
+    if np.issubdtype(arr.dtype, np.signedinteger):
+        if arr.size and int(arr.min()) < 0:
+            raise KernelInputError(
+                f"labels contain a negative value ({int(arr.min())}); expected 0..n",
+                hint="relabel the map to 0 (background) and 1..n",
+            )
+        arr = arr.view(np.dtype(f"u{arr.dtype.itemsize}"))
+    # unsigned, C-contiguous: the numba kernels are compiled for these four types only
+    return np.ascontiguousarray(arr), nn
 
 
 def _check_values(values: np.ndarray, labels: np.ndarray, what: str = "values") -> np.ndarray:
@@ -192,8 +214,7 @@ def label(mask: np.ndarray, *, connectivity: int = 26) -> tuple[np.ndarray, int]
     """
     arr = _as_mask(mask)
     offsets = _connectivity_offsets(arr.ndim, connectivity)
-    arr3 = _as3d(arr)
-    runs = label_runs(arr3, offsets)
+    runs = label_runs(_mask_bytes(arr), offsets)
     out = np.zeros(arr.shape, _label_dtype(runs.n))
     write_labels(runs, _as3d(out))
     return out, runs.n
@@ -206,10 +227,14 @@ def _component_sizes(runs: Runs) -> np.ndarray:
     return sizes.astype(np.int64)
 
 
-def _paint(runs: Runs, keep: np.ndarray, out3: np.ndarray, value: object) -> None:
-    """Set ``out3`` to ``value`` on the runs whose component k has ``keep[k - 1]``."""
+def _paint(runs: Runs, keep: np.ndarray, out: np.ndarray, value: int) -> None:
+    """Set every byte of ``out`` (C-contiguous) to ``value`` on the runs whose component k
+    has ``keep[k - 1]`` (0 clears any dtype; 1 sets a bool)."""
     if len(runs.parent) and keep.any():
-        paint_runs(out3, runs.row_ptr, runs.starts, runs.stops, runs.parent, keep, value)
+        out3 = _as3d(out)
+        item = out3.dtype.itemsize
+        raw = out3.view(np.uint8)  # (nz, ny, nx * item)
+        paint_runs(raw, runs.row_ptr, runs.starts, runs.stops, runs.parent, keep, value, item)
 
 
 def largest_component(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
@@ -229,14 +254,14 @@ def largest_component(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray
         comes first in raster order. All False for an empty mask.
     """
     arr = _as_mask(mask)
-    runs = label_runs(_as3d(arr), _connectivity_offsets(arr.ndim, connectivity))
+    runs = label_runs(_mask_bytes(arr), _connectivity_offsets(arr.ndim, connectivity))
     out = np.zeros(arr.shape, bool)
     if runs.n == 0:
         return out
     sizes = _component_sizes(runs)
     keep = np.zeros(runs.n, bool)
     keep[int(np.argmax(sizes))] = True
-    _paint(runs, keep, _as3d(out), True)
+    _paint(runs, keep, out, 1)
     return out
 
 
@@ -264,12 +289,12 @@ def dust(mask: np.ndarray, min_voxels: int, *, connectivity: int = 26) -> np.nda
             f"min_voxels = {min_voxels}; expected a voxel count >= 0",
             hint="0 keeps every component",
         )
-    runs = label_runs(_as3d(arr), _connectivity_offsets(arr.ndim, connectivity))
+    runs = label_runs(_mask_bytes(arr), _connectivity_offsets(arr.ndim, connectivity))
     out = np.array(arr, copy=True, order="C")
     if runs.n == 0:
         return out
     small = _component_sizes(runs) < int(min_voxels)
-    _paint(runs, small, _as3d(out), 0)
+    _paint(runs, small, out, 0)
     return out
 
 
@@ -296,7 +321,7 @@ def fill_holes(mask: np.ndarray, *, connectivity: int = 6) -> np.ndarray:
     offsets = _connectivity_offsets(arr.ndim, conn)
     background = np.logical_not(arr)
     bg3 = _as3d(background)
-    runs = label_runs(bg3, offsets)
+    runs = label_runs(_mask_bytes(background), offsets)
     out = arr.astype(bool, copy=True, order="C")
     if runs.n == 0:
         return out
@@ -312,7 +337,7 @@ def fill_holes(mask: np.ndarray, *, connectivity: int = 6) -> np.ndarray:
     if arr.ndim == 2:
         edge = (y == 0) | (y == ny - 1) | (runs.starts == 0) | (runs.stops == nx)
     touch[comp[edge]] = True
-    _paint(runs, ~touch, _as3d(out), True)
+    _paint(runs, ~touch, out, 1)
     return out
 
 
@@ -362,11 +387,11 @@ class RegionStats:
 def _stats_raw(
     labels: np.ndarray, n: int, values: np.ndarray | None
 ) -> tuple[np.ndarray, ...]:
-    words, per_word = word_view(labels)
+    words, per_word, ones = word_view(labels)
     bounds = _row_bounds(labels.shape[0] * labels.shape[1], n)
     with_values = values is not None
     vals = values if values is not None else np.zeros((1, 1, 1), np.float32)
-    iacc, facc, bad = stats_pass(labels, words, per_word, n, vals, with_values, bounds)
+    iacc, facc, bad = stats_pass(labels, words, per_word, ones, n, vals, with_values, bounds)
     hits = bad[bad != 0]
     if hits.size:
         v = int(hits[0])
@@ -411,8 +436,18 @@ def region_stats(
     arr, nn = _labels3(labels, n)
     sp = _spacing3(spacing)
     vals = _check_values(values, arr) if values is not None else None
-    count, bbox, sums, vmin, vmax, mean, m2, amax, nanc = _stats_raw(arr, nn, vals)
-    if vals is not None and np.any(nanc):
+    return _build_stats(_stats_raw(arr, nn, vals), nn, sp, arr.shape, vals is not None)
+
+
+def _build_stats(
+    merged: tuple[np.ndarray, ...],
+    nn: int,
+    sp: tuple[float, float, float],
+    shape: tuple[int, ...],
+    with_values: bool,
+) -> RegionStats:
+    count, bbox, sums, vmin, vmax, mean, m2, amax, nanc = merged
+    if with_values and np.any(nanc):
         k = int(np.flatnonzero(nanc)[0]) + 1
         raise KernelInputError(
             f"values are NaN at {int(nanc[k - 1])} voxel(s) of label {k}",
@@ -424,12 +459,12 @@ def region_stats(
     centroid[count == 0] = np.nan
     voxel_ml = sp[0] * sp[1] * sp[2] / 1000.0
     extra: dict[str, np.ndarray | None] = {}
-    if vals is not None:
+    if with_values:
         with np.errstate(invalid="ignore", divide="ignore"):
             std = np.sqrt(m2 / count)
         argmax = np.full((nn, 3), -1, np.int64)
         ok = amax >= 0
-        argmax[ok] = np.stack(np.unravel_index(amax[ok], arr.shape), axis=1)
+        argmax[ok] = np.stack(np.unravel_index(amax[ok], shape), axis=1)
         extra = {"min": vmin, "max": vmax, "mean": mean, "std": std, "argmax": argmax}
     return RegionStats(
         n=nn,
@@ -476,7 +511,6 @@ def axial_diameters(
     n: int,
     *,
     spacing: Sequence[float],
-    bbox: np.ndarray | None = None,
 ) -> AxialDiameters:
     """RECIST 1.1 long and short axis of every label in the axial plane.
 
@@ -491,8 +525,6 @@ def axial_diameters(
         Number of labels.
     spacing : sequence of 3 float
         (slice, row, column) spacing in mm; only the in-plane pair is used.
-    bbox : ndarray (n, 6), optional
-        ``RegionStats.bbox`` when already computed (saves one pass over ``labels``).
 
     Returns
     -------
@@ -514,26 +546,119 @@ def axial_diameters(
     """
     arr, nn = _labels3(labels, n)
     sp = _spacing3(spacing)
-    if bbox is None:
-        count, bb, *_ = _stats_raw(arr, nn, None)
-    else:
-        bb = np.ascontiguousarray(bbox, dtype=np.int64)
-        if bb.shape != (nn, 6):
-            raise KernelInputError(f"bbox has shape {bb.shape}; expected ({nn}, 6)")
-        count = (bb[:, 3] > bb[:, 0]).astype(np.int64)
+    count, bb, *_ = _stats_raw(arr, nn, None)
+    words, per_word, ones = word_view(arr)
+    bounds = _row_bounds(arr.shape[0] * arr.shape[1], nn)
+
+    def fill(xlo: np.ndarray, xhi: np.ndarray, offsets: np.ndarray) -> None:
+        row_extremes(arr, words, per_word, ones, nn, bb, offsets, xlo, xhi, bounds)
+
+    return _axes_core(bb, count, sp, fill)
+
+
+def _axes_core(
+    bb: np.ndarray,
+    count: np.ndarray,
+    sp: tuple[float, float, float],
+    fill: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+) -> AxialDiameters:
+    """Allocate the per-row extreme tables, let ``fill`` fill them, measure every label."""
+    nn = len(count)
     size = (bb[:, 3] - bb[:, 0]) * (bb[:, 4] - bb[:, 1])
     offsets = np.zeros(nn + 1, np.int64)
     np.cumsum(size, out=offsets[1:])
     total = int(offsets[-1])
     xlo = np.full(total, np.iinfo(np.int64).max, np.int64)
     xhi = np.full(total, -1, np.int64)
-    words, per_word = word_view(arr)
-    bounds = _row_bounds(arr.shape[0] * arr.shape[1], nn)
-    row_extremes(arr, words, per_word, nn, bb, offsets, xlo, xhi, bounds)
+    fill(xlo, xhi, offsets)
     ld, sa, sl, lde, sae = axes_per_label(
         xlo, xhi, offsets, bb, count, sp[1], sp[2], LD_TIE_TOLERANCE_MM
     )
     return AxialDiameters(ld_mm=ld, sa_mm=sa, slice=sl, ld_endpoints=lde, sa_endpoints=sae)
+
+
+# --------------------------------------------------------------------------- lesion table
+
+
+@dataclass(frozen=True)
+class LesionTable:
+    """Everything :func:`lesion_table` measures.
+
+    Attributes
+    ----------
+    labels : ndarray
+        The label map, as :func:`label` returns it.
+    n : int
+        Number of components.
+    stats : RegionStats
+    axes : AxialDiameters
+    """
+
+    labels: np.ndarray
+    n: int
+    stats: RegionStats
+    axes: AxialDiameters
+
+
+def lesion_table(
+    mask: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    values: np.ndarray | None = None,
+    connectivity: int = 26,
+) -> LesionTable:
+    """Label a 3-D lesion mask and measure every component: :func:`label`,
+    :func:`region_stats` and :func:`axial_diameters` in one go.
+
+    The measurements come from the runs found while labelling, so the label map is never
+    read back: this costs little more than :func:`label` alone. Results equal the three
+    separate calls.
+
+    Parameters
+    ----------
+    mask : ndarray of bool or int, 3-D [slice, row, column]
+        Foreground where nonzero.
+    spacing : sequence of 3 float
+        (slice, row, column) spacing in mm.
+    values : ndarray, same shape, optional
+        CT HU or PET SUV for the value statistics.
+    connectivity : {6, 18, 26}
+        As in :func:`label`.
+
+    Returns
+    -------
+    LesionTable
+    """
+    arr = _as_mask(mask)
+    if arr.ndim != 3:
+        raise KernelInputError(
+            f"mask has {arr.ndim} dimensions (shape {arr.shape}); expected 3",
+            hint="add a slice axis to a single slice: mask[np.newaxis]",
+        )
+    sp = _spacing3(spacing)
+    vals = _check_values(values, arr) if values is not None else None
+    runs = label_runs(_mask_bytes(arr), _connectivity_offsets(3, connectivity))
+    out = np.zeros(arr.shape, _label_dtype(runs.n))
+    write_labels(runs, out)
+    nn = runs.n
+    _nz, ny, nx = arr.shape
+    bounds = _row_bounds(arr.shape[0] * ny, nn)
+    with_values = vals is not None
+    v = vals if vals is not None else np.zeros((1, 1, 1), np.float32)
+    iacc, facc = stats_runs(
+        runs.row_ptr, runs.starts, runs.stops, runs.parent, nn, ny, nx, v, with_values, bounds
+    )
+    stats = _build_stats(merge_chunks(iacc, facc, with_values), nn, sp, arr.shape, with_values)
+
+    def fill(xlo: np.ndarray, xhi: np.ndarray, offsets: np.ndarray) -> None:
+        if nn:
+            row_extremes_runs(
+                runs.row_ptr, runs.starts, runs.stops, runs.parent, ny, stats.bbox, offsets,
+                xlo, xhi, bounds,
+            )
+
+    axes = _axes_core(stats.bbox, stats.voxels, sp, fill)
+    return LesionTable(labels=out, n=nn, stats=stats, axes=axes)
 
 
 # --------------------------------------------------------------------------- SUV
@@ -573,7 +698,6 @@ def suv_peak(
     *,
     spacing: Sequence[float],
     sphere_ml: float = 1.0,
-    bbox: np.ndarray | None = None,
 ) -> SuvPeak:
     """PERCIST SUVpeak: the highest mean in a sphere centred on a voxel of each label.
 
@@ -590,8 +714,6 @@ def suv_peak(
     sphere_ml : float
         Sphere volume in mL (1.0 in PERCIST 1.0); radius ``(3 V / 4 pi)^(1/3)``, 6.20 mm
         for 1 mL.
-    bbox : ndarray (n, 6), optional
-        ``RegionStats.bbox`` when already computed.
 
     Returns
     -------
@@ -608,11 +730,7 @@ def suv_peak(
     vals = _check_values(values, arr)
     if not (math.isfinite(float(sphere_ml)) and float(sphere_ml) > 0):
         raise KernelInputError(f"sphere_ml = {sphere_ml}; expected a positive volume in mL")
-    if bbox is None:
-        count, bb, *_ = _stats_raw(arr, nn, None)
-    else:
-        bb = np.ascontiguousarray(bbox, dtype=np.int64)
-        count = (bb[:, 3] > bb[:, 0]).astype(np.int64)
+    count, bb, *_ = _stats_raw(arr, nn, None)
     radius = sphere_radius_mm(float(sphere_ml))
     pattern = sphere_pattern(radius, sp)
     peak, centre, nvox = peak_per_label(vals, arr, nn, bb, count, pattern)

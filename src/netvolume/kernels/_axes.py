@@ -25,11 +25,11 @@ from numba import njit, prange
 
 from netvolume.kernels._runs import value_row_runs
 
-__all__ = ["axes_per_label", "row_extremes"]
+__all__ = ["axes_per_label", "row_extremes", "row_extremes_runs"]
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def row_extremes(labels, words, per_word, n, bbox, offsets, xlo, xhi, bounds):  # type: ignore[no-untyped-def]
+def row_extremes(labels, words, per_word, ones, n, bbox, offsets, xlo, xhi, bounds):  # type: ignore[no-untyped-def]
     """For every label, slice and row of its bounding box: the first column and one past
     the last column of the label in that row (xlo > xhi when absent)."""
     _nz, ny, nx = labels.shape
@@ -41,7 +41,7 @@ def row_extremes(labels, words, per_word, n, bbox, offsets, xlo, xhi, bounds):  
         for r in range(bounds[c], bounds[c + 1]):
             z = r // ny
             y = r - z * ny
-            m = value_row_runs(labels, words, per_word, z, y, starts, stops, vals)
+            m = value_row_runs(labels, words, per_word, ones, z, y, starts, stops, vals)
             for i in range(m):
                 lab = vals[i]
                 if lab < 1 or lab > n:
@@ -53,6 +53,28 @@ def row_extremes(labels, words, per_word, n, bbox, offsets, xlo, xhi, bounds):  
                     xlo[idx] = starts[i]
                 if stops[i] > xhi[idx]:
                     xhi[idx] = stops[i]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def row_extremes_runs(row_ptr, rs, re, parent, ny, bbox, offsets, xlo, xhi, bounds):  # type: ignore[no-untyped-def]
+    """:func:`row_extremes` from labelled runs (label = -parent) instead of a label map."""
+    nchunk = len(bounds) - 1
+    for c in prange(nchunk):
+        for r in range(bounds[c], bounds[c + 1]):
+            a0 = row_ptr[r]
+            a1 = row_ptr[r + 1]
+            if a0 == a1:
+                continue
+            z = r // ny
+            y = r - z * ny
+            for i in range(a0, a1):
+                j = -parent[i] - 1
+                by = bbox[j, 4] - bbox[j, 1]
+                idx = offsets[j] + (z - bbox[j, 0]) * by + (y - bbox[j, 1])
+                if rs[i] < xlo[idx]:
+                    xlo[idx] = rs[i]
+                if re[i] > xhi[idx]:
+                    xhi[idx] = re[i]
 
 
 @njit(cache=True, nogil=True)

@@ -36,39 +36,21 @@ OFFSETS: dict[tuple[int, int], np.ndarray] = {
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _count_runs(arr, words, per_word, counts):  # type: ignore[no-untyped-def]
+def _count_runs(arr, words, per_word, ones, counts):  # type: ignore[no-untyped-def]
     nz, ny, nx = arr.shape
-    for r in prange(nz * ny):
-        z = r // ny
-        y = r - z * ny
-        n = 0
-        inside = False
-        if per_word > 0:
-            for w in range(nx // per_word):
-                if words[z, y, w] == 0:
-                    inside = False
-                    continue
-                base = w * per_word
-                for k in range(per_word):
-                    if arr[z, y, base + k] != 0:
-                        if not inside:
-                            n += 1
-                            inside = True
-                    else:
-                        inside = False
-        else:
-            for x in range(nx):
-                if arr[z, y, x] != 0:
-                    if not inside:
-                        n += 1
-                        inside = True
-                else:
-                    inside = False
-        counts[r] = n
+    nrows = nz * ny
+    bounds = np.linspace(0, nrows, 65).astype(np.int64)
+    for c in prange(64):
+        starts = np.empty(nx // 2 + 1, np.int32)
+        stops = np.empty(nx // 2 + 1, np.int32)
+        for r in range(bounds[c], bounds[c + 1]):
+            z = r // ny
+            y = r - z * ny
+            counts[r] = binary_row_runs(arr, words, per_word, ones, z, y, starts, stops)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _fill_runs(arr, words, per_word, row_ptr, rs, re):  # type: ignore[no-untyped-def]
+def _fill_runs(arr, words, per_word, ones, row_ptr, rs, re):  # type: ignore[no-untyped-def]
     nz, ny, nx = arr.shape
     nrows = nz * ny
     bounds = np.linspace(0, nrows, 65).astype(np.int64)
@@ -80,7 +62,7 @@ def _fill_runs(arr, words, per_word, row_ptr, rs, re):  # type: ignore[no-untype
                 continue
             z = r // ny
             y = r - z * ny
-            n = binary_row_runs(arr, words, per_word, z, y, starts, stops)
+            n = binary_row_runs(arr, words, per_word, ones, z, y, starts, stops)
             o = row_ptr[r]
             for i in range(n):
                 rs[o + i] = starts[i]
@@ -182,8 +164,9 @@ def _write(out, row_ptr, rs, re, parent, ny):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def paint_runs(out, row_ptr, rs, re, parent, keep, value):  # type: ignore[no-untyped-def]
-    """Set ``out`` to ``value`` on every run whose component k has ``keep[k - 1]``."""
+def paint_runs(out, row_ptr, rs, re, parent, keep, value, item):  # type: ignore[no-untyped-def]
+    """Set ``out`` (a byte view, ``item`` bytes per voxel) to ``value`` on every run whose
+    component k has ``keep[k - 1]``."""
     ny = out.shape[1]
     nrows = len(row_ptr) - 1
     for r in prange(nrows):
@@ -195,7 +178,7 @@ def paint_runs(out, row_ptr, rs, re, parent, keep, value):  # type: ignore[no-un
         y = r - z * ny
         for i in range(a0, a1):
             if keep[-parent[i] - 1]:
-                for x in range(rs[i], re[i]):
+                for x in range(rs[i] * item, re[i] * item):
                     out[z, y, x] = value
 
 
@@ -224,16 +207,16 @@ class Runs:
 def label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
     """Find the runs of a 3-D mask and label them (steps 1-4 of the module docstring)."""
     nz, ny, nx = mask3.shape
-    words, per_word = word_view(mask3)
+    words, per_word, ones = word_view(mask3)
     counts = np.empty(nz * ny, np.int64)
-    _count_runs(mask3, words, per_word, counts)
+    _count_runs(mask3, words, per_word, ones, counts)
     row_ptr = np.zeros(nz * ny + 1, np.int64)
     np.cumsum(counts, out=row_ptr[1:])
     nruns = int(row_ptr[-1])
     rs = np.empty(nruns, np.int32)
     re = np.empty(nruns, np.int32)
     if nruns:
-        _fill_runs(mask3, words, per_word, row_ptr, rs, re)
+        _fill_runs(mask3, words, per_word, ones, row_ptr, rs, re)
     parent = np.arange(nruns, dtype=np.int64)
     # slabs of whole slices with about as many runs each
     plane_ptr = row_ptr[:: ny] if ny else np.zeros(1, np.int64)

@@ -18,12 +18,14 @@ from numba import njit
 __all__ = ["binary_row_runs", "thread_chunks", "value_row_runs", "word_view"]
 
 
-def word_view(arr: np.ndarray) -> tuple[np.ndarray, int]:
-    """Return ``(words, per_word)``: a ``uint64`` view of ``arr``'s rows and the number of
-    elements per word, or a dummy ``(1, 1, 1)`` array and 0 when no view is possible.
+def word_view(arr: np.ndarray) -> tuple[np.ndarray, int, np.uint64]:
+    """Return ``(words, per_word, ones)``: a ``uint64`` view of ``arr``'s rows, the number
+    of elements per word and the word whose every element is 1; or a dummy ``(1, 1, 1)``
+    array, 0 and 0 when no view is possible.
 
     ``arr`` must be 3-D. A view exists when ``arr`` is C-contiguous and each row spans a
-    whole number of 8-byte words.
+    whole number of 8-byte words. ``value * ones`` is the word of ``per_word`` copies of
+    ``value``: inside a region a whole word is then skipped with one comparison.
     """
     item = arr.dtype.itemsize
     if (
@@ -32,8 +34,9 @@ def word_view(arr: np.ndarray) -> tuple[np.ndarray, int]:
         and 8 % item == 0
         and (arr.shape[2] * item) % 8 == 0
     ):
-        return arr.view(np.uint64), 8 // item
-    return np.zeros((1, 1, 1), np.uint64), 0
+        ones = sum(1 << (8 * item * k) for k in range(8 // item))
+        return arr.view(np.uint64), 8 // item, np.uint64(ones)
+    return np.zeros((1, 1, 1), np.uint64), 0, np.uint64(0)
 
 
 def thread_chunks(n_items: int, n_threads: int | None = None) -> np.ndarray:
@@ -44,7 +47,7 @@ def thread_chunks(n_items: int, n_threads: int | None = None) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def binary_row_runs(arr, words, per_word, z, y, starts, stops):  # type: ignore[no-untyped-def]
+def binary_row_runs(arr, words, per_word, ones, z, y, starts, stops):  # type: ignore[no-untyped-def]
     """Write the foreground runs of row ``arr[z, y]`` into ``starts`` / ``stops``.
 
     Returns the number of runs. ``per_word`` = 0 means no word view (element loop).
@@ -55,13 +58,19 @@ def binary_row_runs(arr, words, per_word, z, y, starts, stops):  # type: ignore[
     if per_word > 0:
         nw = nx // per_word
         for w in range(nw):
-            if words[z, y, w] == 0:
+            word = words[z, y, w]
+            if word == 0:
                 if inside:
                     stops[n] = w * per_word
                     n += 1
                     inside = False
                 continue
             base = w * per_word
+            if word == ones:  # every element 1 (bool True)
+                if not inside:
+                    starts[n] = base
+                    inside = True
+                continue
             for k in range(per_word):
                 x = base + k
                 if arr[z, y, x] != 0:
@@ -89,7 +98,7 @@ def binary_row_runs(arr, words, per_word, z, y, starts, stops):  # type: ignore[
 
 
 @njit(cache=True, nogil=True, inline="always")
-def value_row_runs(arr, words, per_word, z, y, starts, stops, vals):  # type: ignore[no-untyped-def]
+def value_row_runs(arr, words, per_word, ones, z, y, starts, stops, vals):  # type: ignore[no-untyped-def]
     """Write the runs of constant nonzero value of row ``arr[z, y]``.
 
     Returns the number of runs; ``vals[i]`` is the value of run ``i`` (as int64).
@@ -97,14 +106,19 @@ def value_row_runs(arr, words, per_word, z, y, starts, stops, vals):  # type: ig
     nx = arr.shape[2]
     n = 0
     cur = 0
+    curword = np.uint64(0)
     if per_word > 0:
         nw = nx // per_word
         for w in range(nw):
-            if words[z, y, w] == 0:
+            word = words[z, y, w]
+            if word == 0:
                 if cur != 0:
                     stops[n] = w * per_word
                     n += 1
                     cur = 0
+                    curword = np.uint64(0)
+                continue
+            if cur != 0 and word == curword:  # the current run goes on through the word
                 continue
             base = w * per_word
             for k in range(per_word):
@@ -118,6 +132,7 @@ def value_row_runs(arr, words, per_word, z, y, starts, stops, vals):  # type: ig
                         starts[n] = x
                         vals[n] = v
                     cur = v
+                    curword = np.uint64(v) * ones if v > 0 else np.uint64(0)
     else:
         for x in range(nx):
             v = np.int64(arr[z, y, x])

@@ -18,7 +18,7 @@ from numba import njit, prange
 
 from netvolume.kernels._runs import value_row_runs
 
-__all__ = ["stats_pass"]
+__all__ = ["merge_chunks", "stats_pass", "stats_runs"]
 
 # per-chunk integer accumulators: count, zmin, ymin, xmin, zmax, ymax, xmax, argmax (flat),
 # nan count
@@ -27,95 +27,144 @@ _I_COUNT, _I_ZMIN, _I_YMIN, _I_XMIN, _I_ZMAX, _I_YMAX, _I_XMAX, _I_ARGMAX, _I_NA
 _F_SZ, _F_SY, _F_SX, _F_MIN, _F_MAX, _F_K, _F_S1, _F_S2 = range(8)
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz"}, inline="always")
+def _run_sums(values, z, y, s, e, kk):  # type: ignore[no-untyped-def]
+    """Shifted sums, min and max of one run (reassociated, so the loops vectorise)."""
+    row = values[z, y]
+    s1 = 0.0
+    s2 = 0.0
+    for x in range(s, e):
+        d = np.float64(row[x]) - kk
+        s1 += d
+        s2 += d * d
+    rmin = np.inf
+    rmax = -np.inf
+    for x in range(s, e):
+        v = np.float64(row[x])
+        rmin = min(rmin, v)
+        rmax = max(rmax, v)
+    return s1, s2, rmin, rmax
+
+
+@njit(cache=True, nogil=True)
+def _count_nan(values, z, y, s, e):  # type: ignore[no-untyped-def]
+    c = 0
+    for x in range(s, e):
+        v = np.float64(values[z, y, x])
+        if v != v:
+            c += 1
+    return c
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _accumulate(row, frow, z, y, s, e, values, with_values, ny, nx):  # type: ignore[no-untyped-def]
+    """Add the run ``[s, e)`` of row (z, y) to one label's accumulators."""
+    ln = e - s
+    row[_I_COUNT] += ln
+    if z < row[_I_ZMIN]:
+        row[_I_ZMIN] = z
+    if y < row[_I_YMIN]:
+        row[_I_YMIN] = y
+    if s < row[_I_XMIN]:
+        row[_I_XMIN] = s
+    if z > row[_I_ZMAX]:
+        row[_I_ZMAX] = z
+    if y > row[_I_YMAX]:
+        row[_I_YMAX] = y
+    if e - 1 > row[_I_XMAX]:
+        row[_I_XMAX] = e - 1
+    frow[_F_SZ] += z * ln
+    frow[_F_SY] += y * ln
+    frow[_F_SX] += 0.5 * (s + e - 1) * ln
+    if not with_values:
+        return
+    if row[_I_ARGMAX] < 0:
+        v0 = np.float64(values[z, y, s])
+        frow[_F_MIN] = v0
+        frow[_F_MAX] = v0
+        frow[_F_K] = v0
+        row[_I_ARGMAX] = (z * ny + y) * nx + s
+    s1, s2, rmin, rmax = _run_sums(values, z, y, s, e, frow[_F_K])
+    if s1 != s1 or s2 != s2:  # a NaN in the run
+        row[_I_NAN] += _count_nan(values, z, y, s, e)
+        return
+    frow[_F_S1] += s1
+    frow[_F_S2] += s2
+    if rmin < frow[_F_MIN]:
+        frow[_F_MIN] = rmin
+    if rmax > frow[_F_MAX]:
+        frow[_F_MAX] = rmax
+        for x in range(s, e):  # the first voxel of the run with the max
+            if np.float64(values[z, y, x]) == rmax:
+                row[_I_ARGMAX] = (z * ny + y) * nx + x
+                break
+
+
+@njit(cache=True, nogil=True)
+def _init_chunk(ia):  # type: ignore[no-untyped-def]
+    big = np.iinfo(np.int64).max
+    for k in range(ia.shape[0]):
+        ia[k, _I_ZMIN] = big
+        ia[k, _I_YMIN] = big
+        ia[k, _I_XMIN] = big
+        ia[k, _I_ZMAX] = -1
+        ia[k, _I_YMAX] = -1
+        ia[k, _I_XMAX] = -1
+        ia[k, _I_ARGMAX] = -1
+
+
 @njit(cache=True, nogil=True, parallel=True)
-def stats_pass(labels, words, per_word, n, values, with_values, bounds):  # type: ignore[no-untyped-def]
-    """Accumulate per-chunk statistics; returns (iacc, facc, bad) with bad = the first
-    label value outside 1..n met (0 when none)."""
+def stats_pass(labels, words, per_word, ones, n, values, with_values, bounds):  # type: ignore[no-untyped-def]
+    """Accumulate per-chunk statistics over a label map; returns (iacc, facc, bad) with
+    bad = the first label value outside 1..n met (0 when none, -1 for negatives)."""
     _nz, ny, nx = labels.shape
     nchunk = len(bounds) - 1
-    big = np.iinfo(np.int64).max
     iacc = np.zeros((nchunk, n + 1, 9), np.int64)
     facc = np.zeros((nchunk, n + 1, 8), np.float64)
     bad = np.zeros(nchunk, np.int64)
     for c in prange(nchunk):
         ia = iacc[c]
         fa = facc[c]
-        for k in range(1, n + 1):
-            ia[k, _I_ZMIN] = big
-            ia[k, _I_YMIN] = big
-            ia[k, _I_XMIN] = big
-            ia[k, _I_ZMAX] = -1
-            ia[k, _I_YMAX] = -1
-            ia[k, _I_XMAX] = -1
-            ia[k, _I_ARGMAX] = -1
+        _init_chunk(ia)
         starts = np.empty(nx + 1, np.int64)
         stops = np.empty(nx + 1, np.int64)
         vals = np.empty(nx + 1, np.int64)
         for r in range(bounds[c], bounds[c + 1]):
             z = r // ny
             y = r - z * ny
-            m = value_row_runs(labels, words, per_word, z, y, starts, stops, vals)
+            m = value_row_runs(labels, words, per_word, ones, z, y, starts, stops, vals)
             for i in range(m):
                 lab = vals[i]
                 if lab < 1 or lab > n:
                     if bad[c] == 0:
-                        bad[c] = lab if lab != 0 else -1
+                        bad[c] = lab if lab > 0 else -1
                     continue
-                s = starts[i]
-                e = stops[i]
-                ln = e - s
-                row = ia[lab]
-                row[_I_COUNT] += ln
-                if z < row[_I_ZMIN]:
-                    row[_I_ZMIN] = z
-                if y < row[_I_YMIN]:
-                    row[_I_YMIN] = y
-                if s < row[_I_XMIN]:
-                    row[_I_XMIN] = s
-                if z > row[_I_ZMAX]:
-                    row[_I_ZMAX] = z
-                if y > row[_I_YMAX]:
-                    row[_I_YMAX] = y
-                if e - 1 > row[_I_XMAX]:
-                    row[_I_XMAX] = e - 1
-                frow = fa[lab]
-                frow[_F_SZ] += z * ln
-                frow[_F_SY] += y * ln
-                frow[_F_SX] += 0.5 * (s + e - 1) * ln
-                if with_values:
-                    if row[_I_ARGMAX] < 0:
-                        v0 = np.float64(values[z, y, s])
-                        frow[_F_MIN] = v0
-                        frow[_F_MAX] = v0
-                        frow[_F_K] = v0
-                        row[_I_ARGMAX] = (z * ny + y) * nx + s
-                    kk = frow[_F_K]
-                    s1 = 0.0
-                    s2 = 0.0
-                    vmin = frow[_F_MIN]
-                    vmax = frow[_F_MAX]
-                    amax = row[_I_ARGMAX]
-                    nan = 0
-                    for x in range(s, e):
-                        v = np.float64(values[z, y, x])
-                        if v != v:
-                            nan += 1
-                            continue
-                        d = v - kk
-                        s1 += d
-                        s2 += d * d
-                        if v < vmin:
-                            vmin = v
-                        if v > vmax:
-                            vmax = v
-                            amax = (z * ny + y) * nx + x
-                    frow[_F_S1] += s1
-                    frow[_F_S2] += s2
-                    frow[_F_MIN] = vmin
-                    frow[_F_MAX] = vmax
-                    row[_I_ARGMAX] = amax
-                    row[_I_NAN] += nan
+                _accumulate(ia[lab], fa[lab], z, y, starts[i], stops[i], values, with_values,
+                            ny, nx)
     return iacc, facc, bad
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def stats_runs(row_ptr, rs, re, parent, n, ny, nx, values, with_values, bounds):  # type: ignore[no-untyped-def]
+    """The same accumulators from labelled runs (label = -parent), without a label map."""
+    nchunk = len(bounds) - 1
+    iacc = np.zeros((nchunk, n + 1, 9), np.int64)
+    facc = np.zeros((nchunk, n + 1, 8), np.float64)
+    for c in prange(nchunk):
+        ia = iacc[c]
+        fa = facc[c]
+        _init_chunk(ia)
+        for r in range(bounds[c], bounds[c + 1]):
+            a0 = row_ptr[r]
+            a1 = row_ptr[r + 1]
+            if a0 == a1:
+                continue
+            z = r // ny
+            y = r - z * ny
+            for i in range(a0, a1):
+                lab = -parent[i]
+                _accumulate(ia[lab], fa[lab], z, y, rs[i], re[i], values, with_values, ny, nx)
+    return iacc, facc
 
 
 @njit(cache=True, nogil=True)
