@@ -529,3 +529,58 @@ def test_sphere_mean_rejects_bad_input() -> None:
         kernels.sphere_mean(values[0], (2, 2, 2), 3.0, spacing=(1, 1, 1))
     with pytest.raises(KernelInputError):
         kernels.sphere_mean(values, (2, 2, 2), 3.0, spacing=(1, -1, 1))
+
+
+# --------------------------------------------------------------------------- lesion_table
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.6])
+def test_lesion_table_equals_the_three_separate_kernels(connectivity: int, density: float) -> None:
+    """``lesion_table`` (measured from the labelling runs) equals ``label`` +
+    ``region_stats`` + ``axial_diameters`` on the label map, and ``label`` equals scipy."""
+    rng = np.random.default_rng(int(density * 100) + connectivity)
+    mask = rng.random((17, 33, 29)) < density
+    values = rng.normal(100.0, 20.0, mask.shape).astype(np.float32)
+    table = kernels.lesion_table(
+        mask, spacing=SPACING, values=values, connectivity=connectivity
+    )
+    ref, n_ref = ndimage.label(
+        mask, ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
+    )
+    assert table.n == n_ref
+    np.testing.assert_array_equal(table.labels, ref)
+    stats = kernels.region_stats(table.labels, table.n, spacing=SPACING, values=values)
+    axes = kernels.axial_diameters(table.labels, table.n, spacing=SPACING)
+    for field in dataclasses.fields(stats):
+        a = getattr(table.stats, field.name)
+        b = getattr(stats, field.name)
+        if field.name == "std":
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        else:
+            np.testing.assert_array_equal(a, b)
+    for field in dataclasses.fields(axes):
+        np.testing.assert_array_equal(getattr(table.axes, field.name), getattr(axes, field.name))
+
+
+def test_lesion_table_without_values_and_empty_mask() -> None:
+    """No values: value fields None; an empty mask: n = 0 and empty arrays."""
+    mask = np.zeros((4, 9, 11), bool)
+    table = kernels.lesion_table(mask, spacing=SPACING)
+    assert table.n == 0 and table.labels.dtype == np.uint8 and not table.labels.any()
+    assert table.stats.voxels.shape == (0,) and table.axes.ld_mm.shape == (0,)
+    assert table.stats.mean is None
+    mask[1, 2:5, 3:9] = True
+    table = kernels.lesion_table(mask, spacing=(1.0, 1.0, 1.0))
+    assert table.n == 1 and table.stats.voxels[0] == 18
+    assert table.axes.ld_mm[0] == pytest.approx(math.hypot(3, 6), abs=1e-12)
+
+
+def test_lesion_table_rejects_2d_and_nan_values() -> None:
+    """A 2-D mask and NaN values inside a lesion are KernelInputErrors naming the problem."""
+    with pytest.raises(KernelInputError, match="expected 3"):
+        kernels.lesion_table(np.ones((4, 4), bool), spacing=SPACING)
+    mask = np.zeros((3, 5, 5), bool)
+    mask[1, 1:3, 1:3] = True
+    values = np.zeros(mask.shape)
+    values[1, 2, 2] = np.nan
+    with pytest.raises(KernelInputError, match="NaN at 1 voxel"):
+        kernels.lesion_table(mask, spacing=SPACING, values=values)
