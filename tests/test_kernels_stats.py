@@ -584,3 +584,26 @@ def test_lesion_table_rejects_2d_and_nan_values() -> None:
     values[1, 2, 2] = np.nan
     with pytest.raises(KernelInputError, match="NaN at 1 voxel"):
         kernels.lesion_table(mask, spacing=SPACING, values=values)
+
+
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    """Bit-identical statistics, axes and labels with 1 and with all numba threads (the
+    row chunks, and so the order in which float sums are merged, are fixed)."""
+    import numba
+
+    rng = np.random.default_rng(11)
+    mask = rng.random((23, 40, 37)) < 0.2
+    values = rng.normal(1e4, 50.0, mask.shape).astype(np.float32)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = kernels.lesion_table(mask, spacing=SPACING, values=values)
+    finally:
+        numba.set_num_threads(threads)
+    every = kernels.lesion_table(mask, spacing=SPACING, values=values)
+    np.testing.assert_array_equal(one.labels, every.labels)
+    for part in ("stats", "axes"):
+        for field in dataclasses.fields(getattr(one, part)):
+            np.testing.assert_array_equal(
+                getattr(getattr(one, part), field.name), getattr(getattr(every, part), field.name)
+            )

@@ -32,7 +32,7 @@ from netvolume.errors import EmptyRegionError, KernelInputError
 from netvolume.kernels._axes import axes_per_label, row_extremes, row_extremes_runs
 from netvolume.kernels._label import OFFSETS, Runs, label_runs, paint_runs, write_labels
 from netvolume.kernels._peak import peak_per_label, sphere_pattern
-from netvolume.kernels._runs import thread_chunks, word_view
+from netvolume.kernels._runs import word_view
 from netvolume.kernels._stats import merge_chunks, stats_pass, stats_runs
 
 __all__ = [
@@ -163,10 +163,15 @@ def _check_values(values: np.ndarray, labels: np.ndarray, what: str = "values") 
 
 
 def _row_bounds(n_rows: int, n_labels: int) -> np.ndarray:
-    # more chunks than threads balance uneven rows; fewer when per-chunk tables get large
-    per_thread = 4 if n_labels <= 20_000 else 1
-    threads = len(thread_chunks(max(n_rows, 1))) - 1
-    return np.linspace(0, n_rows, threads * per_thread + 1).round().astype(np.int64)
+    """Row chunks for the parallel passes, one accumulator table per chunk.
+
+    The count does not depend on the number of threads, so float sums are merged in the same
+    order on every machine and the results are reproducible to the bit. More chunks than
+    threads balance uneven rows; fewer when per-chunk tables (136 bytes per label) grow.
+    """
+    nchunk = 16 if n_labels <= 4096 else (4 if n_labels <= 65536 else 2)
+    nchunk = max(1, min(nchunk, n_rows))
+    return np.linspace(0, n_rows, nchunk + 1).round().astype(np.int64)
 
 
 # --------------------------------------------------------------------------- label
