@@ -573,8 +573,9 @@ def _axes_core(
     offsets = np.zeros(nn + 1, np.int64)
     np.cumsum(size, out=offsets[1:])
     total = int(offsets[-1])
-    xlo = np.full(total, np.iinfo(np.int64).max, np.int64)
-    xhi = np.full(total, -1, np.int64)
+    # int32 columns: 8 bytes per (label, slice, row) of every bounding box
+    xlo = np.full(total, np.iinfo(np.int32).max, np.int32)
+    xhi = np.full(total, -1, np.int32)
     fill(xlo, xhi, offsets)
     ld, sa, sl, lde, sae = axes_per_label(
         xlo, xhi, offsets, bb, count, sp[1], sp[2], LD_TIE_TOLERANCE_MM
