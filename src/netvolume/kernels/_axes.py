@@ -165,8 +165,9 @@ def _diameter(hi_, hj_, h, sy, sx):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def _short_axis(hi_, hj_, h, sy, sx, ay, ax, by, bx):  # type: ignore[no-untyped-def]
-    """Longest chord of the hull perpendicular to (a -> b), all in mm (corner offsets
-    applied by the caller via the same origin). Returns (length, p0y, p0x, p1y, p1x) mm."""
+    """Longest chord of the hull perpendicular to (a -> b). Points are integer corner
+    coordinates scaled by the spacing (mm, origin at corner (0, 0)); returns
+    (length, p0y, p0x, p1y, p1x) in that frame."""
     uy = by - ay
     ux = bx - ax
     norm = np.sqrt(uy * uy + ux * ux)

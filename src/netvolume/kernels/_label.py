@@ -17,10 +17,13 @@ Algorithm (after He et al., "Fast connected-component labeling", Pattern Recogni
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numba
 import numpy as np
 from numba import njit, prange
 
-from netvolume.kernels._runs import binary_row_runs, thread_chunks, word_view
+from netvolume.kernels._runs import binary_row_runs, word_view
 
 __all__ = ["OFFSETS", "Runs", "label_runs", "paint_runs", "write_labels"]
 
@@ -182,26 +185,16 @@ def paint_runs(out, row_ptr, rs, re, parent, keep, value, item):  # type: ignore
                     out[z, y, x] = value
 
 
+@dataclass(frozen=True, slots=True)
 class Runs:
     """The foreground runs of a 3-D mask with their component label (``-parent``)."""
 
-    __slots__ = ("n", "parent", "row_ptr", "shape", "starts", "stops")
-
-    def __init__(
-        self,
-        row_ptr: np.ndarray,
-        starts: np.ndarray,
-        stops: np.ndarray,
-        parent: np.ndarray,
-        n: int,
-        shape: tuple[int, int, int],
-    ) -> None:
-        self.row_ptr = row_ptr
-        self.starts = starts
-        self.stops = stops
-        self.parent = parent
-        self.n = n
-        self.shape = shape
+    row_ptr: np.ndarray
+    starts: np.ndarray
+    stops: np.ndarray
+    parent: np.ndarray
+    n: int
+    shape: tuple[int, int, int]
 
 
 def label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
@@ -220,7 +213,7 @@ def label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
     parent = np.arange(nruns, dtype=np.int64)
     # slabs of whole slices with about as many runs each
     plane_ptr = row_ptr[:: ny] if ny else np.zeros(1, np.int64)
-    n_slabs = len(thread_chunks(nz)) - 1 if nruns > 4096 else 1
+    n_slabs = max(1, min(numba.get_num_threads(), nz)) if nruns > 4096 else 1
     targets = np.linspace(0, nruns, n_slabs + 1)[1:-1]
     cuts = np.searchsorted(plane_ptr, targets, side="left")
     slab_z = np.unique(np.concatenate(([0], cuts, [nz]))).astype(np.int64)

@@ -11,11 +11,10 @@ array.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit
 
-__all__ = ["binary_row_runs", "thread_chunks", "value_row_runs", "word_view"]
+__all__ = ["binary_row_runs", "value_row_runs", "word_view"]
 
 
 def word_view(arr: np.ndarray) -> tuple[np.ndarray, int, np.uint64]:
@@ -37,13 +36,6 @@ def word_view(arr: np.ndarray) -> tuple[np.ndarray, int, np.uint64]:
         ones = sum(1 << (8 * item * k) for k in range(8 // item))
         return arr.view(np.uint64), 8 // item, np.uint64(ones)
     return np.zeros((1, 1, 1), np.uint64), 0, np.uint64(0)
-
-
-def thread_chunks(n_items: int, n_threads: int | None = None) -> np.ndarray:
-    """Split ``range(n_items)`` into contiguous chunks, one per thread (boundaries array)."""
-    t = numba.get_num_threads() if n_threads is None else n_threads
-    t = max(1, min(t, n_items))
-    return np.linspace(0, n_items, t + 1).round().astype(np.int64)
 
 
 @njit(cache=True, nogil=True, inline="always")
