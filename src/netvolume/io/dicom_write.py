@@ -148,6 +148,7 @@ def write_series(
     seed: int = 0,
     extra: Mapping[str, Any] | None = None,
     instance_numbers: Sequence[int] | None = None,
+    per_slice_extra: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[Path]:
     """Write a 3D array as a single-frame DICOM image series, one file per slice.
 
@@ -201,6 +202,9 @@ def write_series(
         without ImagePositionPatient).
     instance_numbers
         One InstanceNumber per slice (in array order); ``1..n`` in slice order by default.
+    per_slice_extra
+        One mapping per slice (in array order) like ``extra``, applied after it: values
+        that differ between slices (PET AcquisitionTime, FrameReferenceTime, ...).
 
     Returns
     -------
@@ -258,7 +262,10 @@ def write_series(
             raise ValueError(f"instance_numbers has {len(numbers)} values, expected {n}")
 
     extra = dict(extra or {})
-    for keyword in extra:
+    slice_extras = [dict(e) for e in per_slice_extra] if per_slice_extra is not None else None
+    if slice_extras is not None and len(slice_extras) != n:
+        raise ValueError(f"per_slice_extra has {len(slice_extras)} mappings, expected {n}")
+    for keyword in [*extra, *(kw for e in slice_extras or [] for kw in e)]:
         if tag_for_keyword(keyword) is None:
             raise ValueError(f"extra: {keyword!r} is not a DICOM keyword")
 
@@ -322,6 +329,7 @@ def write_series(
         ds.SeriesDescription = series_description
         ds.SeriesDate = _DATE
         ds.SeriesTime = _TIME
+        ds.BodyPartExamined = "ABDOMEN"  # unpaired: no Laterality (type 2C)
         ds.PatientPosition = "HFS"
         # Frame of Reference
         ds.FrameOfReferenceUID = for_uid
@@ -361,9 +369,24 @@ def write_series(
             ds.RescaleType = "HU"
             ds.KVP = "120"
         elif modality == "PT":
+            # PET Series, PET Isotope, NM/PET Patient Orientation and PET Image modules
+            # (PS3.3 C.8.9): the type 1 and 2 attributes, so the files pass dciodvfy;
+            # real timing and radiopharmaceutical values come in through ``extra``
             ds.Units = "BQML"
+            ds.CountsSource = "EMISSION"
+            ds.SeriesType = ["STATIC", "IMAGE"]
+            ds.NumberOfSlices = n
+            ds.CollimatorType = "NONE"
             ds.DecayCorrection = "START"
             ds.CorrectedImage = ["ATTN", "DECY"]
+            ds.RadiopharmaceuticalInformationSequence = []
+            ds.PatientOrientationCodeSequence = []
+            ds.PatientGantryRelationshipCodeSequence = []
+            ds.FrameReferenceTime = "0"
+            ds.ActualFrameDuration = ""
+            ds.DecayFactor = "1"
+            ds.ImageIndex = k + 1
+            del ds.PatientPosition  # not allowed beside PatientOrientationCodeSequence
         elif modality == "MR":
             ds.ScanningSequence = "GR"
             ds.SequenceVariant = "NONE"
@@ -376,7 +399,8 @@ def write_series(
         ds.PixelData = np.ascontiguousarray(arr[k], dtype=stored_dtype).tobytes()
         ds["PixelData"].VR = "OW"
 
-        for keyword, value in extra.items():
+        updates = {**extra, **(slice_extras[k] if slice_extras is not None else {})}
+        for keyword, value in updates.items():
             if value is None:
                 if keyword in ds:
                     delattr(ds, keyword)
