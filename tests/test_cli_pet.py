@@ -78,8 +78,8 @@ def test_convert_suv_failure_leaves_nothing(run_cli, tmp_path: Path) -> None:
 
 
 def test_convert_suv_refuses_ct(run_cli, tmp_path: Path) -> None:
-    sample = Path(__file__).resolve().parents[1] / "data" / "sample_dicom"
-    series = next(s for s in scan(sample).series if not s.is_localizer)
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample_dicom" / "P001" / "T0"
+    series = next(s for s in scan(sample).series if s.modality == "CT")
     res = run_cli(
         ["convert", sample, "--series-uid", series.uid, "-o", tmp_path / "x.nii.gz", "--suv", "bw"]
     )

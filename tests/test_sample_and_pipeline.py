@@ -1,7 +1,8 @@
-"""The bundled sample study and the batch ingest pipeline (the README's main job)."""
+"""The bundled sample cohort and the batch ingest pipeline (the README's main job)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -13,8 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from netvolume import load, load_folder, scan
 from netvolume.io.dicom_write import write_series
+from netvolume.phantom import PhantomSettings, generate_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample_dicom"
@@ -29,68 +30,67 @@ def _module(name: str) -> ModuleType:
     return mod
 
 
-make_sample = _module("make_sample_dicom")
 ingest = _module("ingest")
 
 
-def test_bundled_sample_is_what_the_generator_writes() -> None:
-    cat = scan(SAMPLE)
-    assert [s.description for s in cat.series] == ["TOPOGRAM", "ABDOMEN PORTAL VENOUS 8mm"]
-    assert cat.series[0].is_localizer
-    assert not cat.objects
-    # the folder's README is catalogued as an unused file, not dropped silently
-    assert [(u.path.name, u.reason) for u in cat.unused] == [("README.md", "not_dicom")]
-    ct = load(cat.series[1])
-    # the committed files hold exactly the generator's HU values on the declared grid
-    np.testing.assert_array_equal(ct.array, make_sample.sample_ct_hu().astype(np.int16))
-    assert ct.spacing == pytest.approx(make_sample.SPACING_MM)
-    assert ct.origin == pytest.approx(make_sample.ORIGIN_LPS)
-    assert ct.units == "HU" and ct.modality == "CT"
-    assert ct.frame_of_reference_uid == cat.series[0].frame_of_reference_uid
+def _manifest(root: Path) -> dict[str, str]:
+    lines = (root / "MANIFEST.sha256").read_text().splitlines()
+    return {line[66:]: line[:64] for line in lines}
 
 
-def test_sample_lesion_is_where_the_generator_put_it() -> None:
-    ct = load_folder(SAMPLE, series_uid=scan(SAMPLE).series[1].uid)
-    idx = np.argwhere(ct.array == ct.array)  # every voxel index
-    centres = ct.index_to_lps(idx)
-    lesion = np.linalg.norm(centres - np.array(make_sample.LESION_CENTRE_LPS), axis=1) <= (
-        make_sample.LESION_RADIUS_MM - 8.0
-    )  # well inside the sphere: no partial volume
-    values = ct.array.reshape(-1)[lesion]
-    assert abs(float(values.mean()) - 60.0) < 3.0  # 60 HU lesion, noise sigma 12 HU
+def test_bundled_sample_files_match_their_manifest() -> None:
+    manifest = _manifest(SAMPLE)
+    files = {
+        p.relative_to(SAMPLE).as_posix()
+        for p in SAMPLE.rglob("*")
+        if p.is_file() and p.name not in ("MANIFEST.sha256", "cohort.json")
+    }
+    assert set(manifest) == files
+    for rel, digest in manifest.items():
+        assert hashlib.sha256((SAMPLE / rel).read_bytes()).hexdigest() == digest, rel
 
 
-def test_generator_is_deterministic(tmp_path: Path) -> None:
-    make_sample.write_sample(tmp_path)
-    a = sorted(p.read_bytes() for p in tmp_path.glob("*.dcm"))
-    b = sorted(p.read_bytes() for p in SAMPLE.glob("*.dcm"))
-    assert a == b
+def test_bundled_sample_is_what_the_documented_command_writes(tmp_path: Path) -> None:
+    """``netvolume phantom -o data/sample_dicom`` (defaults) regenerates it bit for bit."""
+    cohort = json.loads((SAMPLE / "cohort.json").read_text())
+    assert cohort["settings"] == {**PhantomSettings().to_dict()}
+    out = tmp_path / "sample"
+    generate_cohort(out, PhantomSettings())
+    fresh, committed = _manifest(out), _manifest(SAMPLE)
+    changed = sorted(k for k in committed if fresh.get(k) != committed[k])
+    assert not changed, (
+        f"{len(changed)} files differ from a fresh generation (first: {changed[:3]}); if the "
+        "phantom model changed on purpose, bump PHANTOM_MODEL_VERSION and regenerate with "
+        "`netvolume phantom -o data/sample_dicom --overwrite`"
+    )
 
 
 def test_ingest_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert ingest.main([str(SAMPLE), "-o", str(out)]) == 0
     report = json.loads((out / "ingest_report.json").read_text())
-    status = {r["description"]: r["status"] for r in report["stacks"]}
-    assert status == {"TOPOGRAM": "skipped", "ABDOMEN PORTAL VENOUS 8mm": "converted"}
-    row = next(r for r in report["stacks"] if r["status"] == "converted")
+    assert len(report["stacks"]) == 24  # 12 studies x (CT + PET)
+    assert {r["status"] for r in report["stacks"]} == {"converted"}
+    truth = json.loads((SAMPLE / "P002" / "T1" / "truth.json").read_text())
+    row = next(r for r in report["stacks"] if r["uid"] == truth["ct"]["series_instance_uid"])
     img = nib.load(out / row["output"])
     data = np.asarray(img.dataobj)
-    assert data.shape == (64, 64, 24)  # NIfTI order (i, j, k)
-    np.testing.assert_array_equal(
-        data.transpose(2, 1, 0), make_sample.sample_ct_hu().astype(np.int16)
-    )
+    assert data.shape == tuple(reversed(truth["ct"]["shape"]))  # NIfTI order (i, j, k)
     # RAS affine: voxel (0,0,0) at the DICOM origin with x and y negated
-    x, y, z = make_sample.ORIGIN_LPS
-    np.testing.assert_allclose(img.affine[:3, 3], [-x, -y, z])
+    x, y, z = truth["ct"]["origin_mm"]
+    np.testing.assert_allclose(img.affine[:3, 3], [-x, -y, z], atol=1e-6)
     sidecar = json.loads((out / row["output"].replace(".nii.gz", ".json")).read_text())
     prov = sidecar["provenance"]
     assert prov["series_instance_uid"] == row["uid"]
-    assert len(prov["sop_instance_uids"]) == 24 and len(prov["file_list_sha256"]) == 64
-    assert prov["netvolume_version"]
-    assert json.loads((out / "catalogue.json").read_text())["num_files"] == 26  # 25 DICOM + README
+    assert len(prov["sop_instance_uids"]) == truth["ct"]["shape"][0]
+    assert len(prov["file_list_sha256"]) == 64 and prov["netvolume_version"]
+    pet = next(r for r in report["stacks"] if r["uid"] == truth["pet"]["series_instance_uid"])
+    pet_sidecar = json.loads((out / pet["output"].replace(".nii.gz", ".json")).read_text())
+    suv = pet_sidecar["suv"]
+    assert suv["suv_bw_factor"] == pytest.approx(1 / truth["pet"]["bqml_per_suv"], rel=1e-6)
+    assert suv["warnings"] == [] and suv["error"] is None
     assert not list(out.glob("*.tmp*"))  # nothing half-written left behind
-    assert "1 converted, 1 skipped" in capsys.readouterr().out
+    assert "24 converted" in capsys.readouterr().out
 
 
 def test_ingest_goes_on_after_a_failing_series(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_ingest_goes_on_after_a_failing_series(tmp_path: Path) -> None:
     by_desc = {r["description"]: r for r in report["stacks"]}
     assert by_desc["BROKEN"]["status"] == "failed"
     assert by_desc["BROKEN"]["error"] == "MissingSliceError"
-    assert by_desc["ABDOMEN PORTAL VENOUS 8mm"]["status"] == "converted"
+    assert {r["status"] for d, r in by_desc.items() if d != "BROKEN"} == {"converted"}
 
 
 def test_ingest_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -37,6 +37,7 @@ from netvolume.phantom._shapes import (
     EllipticCylinder,
     Shape,
     StarShape,
+    quantise,
     rotation_x,
     rotation_z,
     sphere_quadrature,
@@ -189,10 +190,10 @@ def _grade_suv(rng: np.random.Generator, grade: int, tissues: dict[str, Tissue],
     """An uptake that gives ``grade`` with a wide margin from every boundary."""
     liver, spleen = tissues["liver"].suv, tissues["spleen"].suv
     background = tissues[bg].suv
-    if grade == 0:
-        return float(background * rng.uniform(0.25, 0.45))
+    if grade == 0:  # only used inside the liver (background >= 5.5)
+        return float(rng.uniform(2.0, 0.45 * background))
     if grade == 1:
-        return float(rng.uniform(max(1.5 * background, 1.2), 0.42 * liver))
+        return float(rng.uniform(max(1.5 * background, 2.0), 0.42 * liver))
     if grade == 2:
         return float(liver * rng.uniform(0.65, 0.82))
     if grade == 3:
@@ -226,7 +227,7 @@ def _irregular(rng: np.random.Generator, amplitude: float) -> tuple[float, ...]:
     probe = StarShape((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), np.eye(3), tuple(float(v) for v in raw))
     u, _ = sphere_quadrature(32, 64)
     dev = float(np.abs(probe.radial(u) - 1.0).max())
-    return tuple(float(v) * amplitude / dev for v in raw)
+    return tuple(float(v) for v in quantise(raw * (amplitude / dev)))
 
 
 def _clear(a: Shape, b: Shape, margin: float) -> bool:
@@ -290,7 +291,7 @@ def _organs(rng: np.random.Generator, tissues: dict[str, Tissue], s: float) -> t
         kidneys = []
         for side in (1.0, -1.0):
             base = draw((62.0 * side, 58.0, -30.0), (23.0, 20.0, 50.0), 0.45 * side, 0.0)
-            tilt = rotation_z(0.45 * side) @ rotation_x(-0.15)
+            tilt = quantise(rotation_z(0.45 * side) @ rotation_x(-0.15))
             k = StarShape(base.centre_mm, base.semi_axes_mm, tilt)
             while not all(_clear(k, o, ORGAN_MARGIN_MM) for o in (*placed, *fixed)):
                 k = k.moved((k.centre_mm[0], k.centre_mm[1], k.centre_mm[2] - 5.0))
@@ -324,14 +325,14 @@ def _organs(rng: np.random.Generator, tissues: dict[str, Tissue], s: float) -> t
 def _random_rotation(rng: np.random.Generator, tilt_max: float) -> FloatArray:
     """A rotation about z by a uniform angle, after a tilt of at most ``tilt_max`` rad."""
     return np.asarray(
-        rotation_z(rng.uniform(0, np.pi)) @ rotation_x(rng.uniform(-tilt_max, tilt_max))
+        quantise(rotation_z(rng.uniform(0, np.pi)) @ rotation_x(rng.uniform(-tilt_max, tilt_max)))
     )
 
 
 def _course_steps(rng: np.random.Generator, course: str, n: int) -> list[float]:
     """Cumulative diameter factors of a lesion at each time point (1 at baseline)."""
     lo, hi = {
-        "response": (0.62, 0.78),
+        "response": (0.55, 0.68),
         "new_lesions": (0.95, 1.05),
         "stable": (0.94, 1.05),
         "progression": (1.14, 1.3),
@@ -656,7 +657,7 @@ def build_patient(
         raise ValueError(f"course must be one of {COURSES}; got {course!r}")
     sex = "F" if rng.uniform() < 0.5 else "M"
     height_cm = float(np.round(rng.normal(164.0 if sex == "F" else 177.0, 6.0), 0))
-    s = float(np.clip(rng.normal(1.0, 0.03), 0.94, 1.05))
+    s = round(float(np.clip(rng.normal(1.0, 0.03), 0.94, 1.05)), 6)
     bmi = float(rng.uniform(20.0, 29.0))
     weight_kg = float(np.round(bmi * (height_cm / 100.0) ** 2, 1))
     tissues = _tissues(rng)

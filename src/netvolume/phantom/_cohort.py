@@ -144,8 +144,19 @@ def _uid(seed: int, *parts: object) -> str:
     return "2.25." + str(int.from_bytes(digest.digest()[:15], "big"))
 
 
+def _rounded(obj: Any) -> Any:
+    """Floats rounded to 1e-6 (mm, mL, SUV): the same text on every machine."""
+    if isinstance(obj, float):
+        return round(obj, 6) + 0.0
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_rounded(v) for v in obj]
+    return obj
+
+
 def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    return (json.dumps(_rounded(obj), indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -184,7 +195,8 @@ def _patient(settings: PhantomSettings, index: int) -> _Patient:
     scanners = []
     pair = SCANNERS[settings.size]
     for t, day in enumerate(dates):
-        w = round(model.weight_kg + (-1.2 if progressing else 0.3) * t + rng.uniform(-0.8, 0.8), 1)
+        drift = (-1.2 if progressing else 0.3) * t + rng.uniform(-0.8, 0.8)
+        w = round(model.weight_kg + (drift if t else 0.0), 1)  # baseline = clinical.csv
         weights.append(w)
         injection = dt.datetime.combine(day, dt.time(8, 30)) + dt.timedelta(
             minutes=int(rng.integers(0, 240)), seconds=int(rng.integers(0, 60))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from netvolume.phantom._shapes import EllipticCylinder, Shape, rotation_z
+from netvolume.phantom._shapes import EllipticCylinder, Shape, apply, rotation_z
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -101,11 +101,11 @@ class Pose:
 
     def to_lps(self, points_body: FloatArray) -> FloatArray:
         """Body-frame points (N, 3) to LPS mm."""
-        return np.asarray(points_body) @ self.rotation.T + np.asarray(self.translation_mm)
+        return apply(np.asarray(points_body), self.rotation.T) + np.asarray(self.translation_mm)
 
     def to_body(self, points_lps: FloatArray) -> FloatArray:
         """LPS points (N, 3) to the body frame."""
-        return (np.asarray(points_lps) - np.asarray(self.translation_mm)) @ self.rotation
+        return apply(np.asarray(points_lps) - np.asarray(self.translation_mm), self.rotation)
 
 
 def _index_box(
@@ -152,7 +152,7 @@ def _fraction(
     d: FloatArray, normal_body: FloatArray, grid: Grid, pose: Pose
 ) -> npt.NDArray[np.float32]:
     """Partial-volume fraction ``clip(1/2 - d/w, 0, 1)`` of each voxel."""
-    n = normal_body @ pose.rotation.T  # normal in LPS
+    n = apply(normal_body, pose.rotation.T)  # normal in LPS
     w = (
         np.abs(n[:, 0]) * grid.spacing_mm[2]
         + np.abs(n[:, 1]) * grid.spacing_mm[1]

@@ -32,6 +32,7 @@ References
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,16 +50,46 @@ MONOMIALS: tuple[tuple[int, int, int], ...] = tuple(
 )
 
 
+def quantise(values: FloatArray | float, decimals: int = 12) -> FloatArray:
+    """Round model parameters so that last-bit differences between machines vanish.
+
+    Trigonometric and LAPACK results may differ in the last bit between CPUs; the model
+    rounds every derived parameter (rotation matrices, radii coefficients) so that the
+    same seed gives the same bytes everywhere.
+    """
+    return np.asarray(
+        np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0, dtype=np.float64
+    )
+
+
 def rotation_z(angle_rad: float) -> FloatArray:
-    """Rotation matrix about +z by ``angle_rad`` (right-handed)."""
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    """Rotation matrix about +z by ``angle_rad`` (right-handed), quantised."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return quantise(np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]))
 
 
 def rotation_x(angle_rad: float) -> FloatArray:
-    """Rotation matrix about +x by ``angle_rad`` (right-handed)."""
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    """Rotation matrix about +x by ``angle_rad`` (right-handed), quantised."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return quantise(np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]))
+
+
+def apply(points: FloatArray, m: FloatArray) -> FloatArray:
+    """``points @ m`` for (N, 3) points, written out so that no BLAS kernel is involved.
+
+    BLAS kernels differ between CPUs (FMA or not), which would change the rendered
+    images in the last bit; elementwise numpy operations are IEEE-exact everywhere.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    out = np.empty((len(p), 3))
+    for j in range(3):
+        out[:, j] = p[:, 0] * m[0, j] + p[:, 1] * m[1, j] + p[:, 2] * m[2, j]
+    return out
+
+
+def norm3(v: FloatArray) -> FloatArray:
+    """Row norms of (N, 3) vectors (explicit sum of squares)."""
+    return np.sqrt(v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1] + v[:, 2] * v[:, 2])
 
 
 def sphere_quadrature(n_mu: int = 48, n_phi: int = 96) -> tuple[FloatArray, FloatArray]:
@@ -159,9 +190,9 @@ class StarShape:
 
     def _normalised(self, points: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(s, u)``: radius and direction of points in the normalised frame."""
-        q = (np.asarray(points, dtype=float) - np.asarray(self.centre_mm)) @ self.rotation
+        q = apply(np.asarray(points, dtype=float) - np.asarray(self.centre_mm), self.rotation)
         q /= np.asarray(self.semi_axes_mm)
-        s = np.sqrt(np.einsum("ij,ij->i", q, q))
+        s = norm3(q)
         u = q / np.where(s > 0, s, 1.0)[:, None]
         u[s == 0] = (1.0, 0.0, 0.0)
         return s, u
@@ -174,8 +205,8 @@ class StarShape:
         exactly when ``s < r(u)``.
         """
         s, u = self._normalised(points)
-        grad = (u / np.asarray(self.semi_axes_mm)) @ self.rotation.T
-        norm = np.sqrt(np.einsum("ij,ij->i", grad, grad))
+        grad = apply(u / np.asarray(self.semi_axes_mm), self.rotation.T)
+        norm = norm3(grad)
         d = (s - self.radial(u)) / norm
         return d, grad / norm[:, None]
 
@@ -188,7 +219,7 @@ class StarShape:
         """Points on the surface (body frame mm), on a Gauss-Legendre sphere grid."""
         u, _ = sphere_quadrature(n_mu, n_phi)
         q = u * self.radial(u)[:, None] * np.asarray(self.semi_axes_mm)
-        return np.asarray(q @ self.rotation.T + np.asarray(self.centre_mm))
+        return apply(q, self.rotation.T) + np.asarray(self.centre_mm)
 
     def bounding_box(self) -> tuple[FloatArray, FloatArray]:
         """Axis-aligned (body frame) box containing the shape: ``(low, high)`` mm."""

@@ -211,7 +211,7 @@ def suv_to_bqml(model: PatientModel, weight_kg: float, timing: Timing) -> float:
     del model
     elapsed = (timing.pet_start - timing.injection).total_seconds()
     dose_at_start = timing.injected_dose_bq * decay_factor(elapsed)
-    return dose_at_start / (weight_kg * 1000.0)
+    return float(f"{dose_at_start / (weight_kg * 1000.0):.12g}")
 
 
 def lesion_truth(
