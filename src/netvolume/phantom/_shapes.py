@@ -13,7 +13,9 @@ body centre):
   heights (body outline, abdominal wall, spine, aorta, muscles).
 
 Each shape gives, for points, a first-order signed distance ``d`` (mm, negative inside)
-``d = F / |grad F|`` with ``F = s - r(u)`` (Taubin's approximation [T]_), used for the
+``d = F / |grad s|`` with ``F = s - r(u)`` (Taubin's approximation [T]_ ``F / |grad F|``
+with the small gradient of ``r`` neglected: exact for ellipsoids to first order, within
+about 20 % of the distance near the surface of the irregular organs), used for the
 inside test (``d < 0`` exactly when the point is inside, so the truth masks are exact) and
 for the partial-volume fraction of a voxel, and the unit outward normal.
 
@@ -298,7 +300,7 @@ class EllipticCylinder:
     def distance(self, points: FloatArray) -> tuple[FloatArray, FloatArray]:
         """First-order signed distance (mm, < 0 inside) and outward unit normal."""
         p = np.asarray(points, dtype=float)
-        c, s = np.cos(self.angle_rad), np.sin(self.angle_rad)
+        c, s = math.cos(self.angle_rad), math.sin(self.angle_rad)
         dx = p[:, 0] - self.centre_xy_mm[0]
         dy = p[:, 1] - self.centre_xy_mm[1]
         lx = (c * dx + s * dy) / self.semi_axes_mm[0]
@@ -309,9 +311,15 @@ class EllipticCylinder:
         gy_l = ly / safe / self.semi_axes_mm[1]
         gx = c * gx_l - s * gy_l
         gy = s * gx_l + c * gy_l
+        on_axis = rho == 0
+        if on_axis.any():
+            # on the axis the gradient vanishes: the nearest wall is at the minor semi-axis,
+            # along the minor axis direction
+            a, b = self.semi_axes_mm
+            gx = np.where(on_axis, c if a <= b else -s, gx)
+            gy = np.where(on_axis, s if a <= b else c, gy)
         gnorm = np.sqrt(gx**2 + gy**2)
-        gnorm = np.where(gnorm > 0, gnorm, 1.0)
-        d_xy = (rho - 1.0) / gnorm
+        d_xy = np.where(on_axis, -min(self.semi_axes_mm), (rho - 1.0) / gnorm)
         z0, z1 = self.z_range_mm
         d_z = np.maximum(z0 - p[:, 2], p[:, 2] - z1)
         normal = np.stack([gx / gnorm, gy / gnorm, np.zeros_like(gx)], axis=1)
