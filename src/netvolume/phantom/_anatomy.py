@@ -371,7 +371,7 @@ def _liver_kind(rng: np.random.Generator) -> tuple[str, float]:
     return "liver_hypo", float(rng.uniform(50.0, 70.0))
 
 
-def _plan_lesions(rng: np.random.Generator, course: str, n_tp: int, index: int) -> list[_Draft]:
+def _plan_lesions(rng: np.random.Generator, course: str, n_tp: int) -> list[_Draft]:
     """What lesions the patient has and how they change (no positions yet)."""
     drafts: list[_Draft] = []
 
@@ -495,7 +495,6 @@ def _plan_lesions(rng: np.random.Generator, course: str, n_tp: int, index: int) 
     if course == "progression" and n_tp >= 2:
         # the pathological (non-target) node grows unequivocally: x1.5 in diameter, then more
         drafts[7].scales = [1.0, *(1.5 + 0.25 * (t - 1) for t in range(1, n_tp))]
-    del index
     return drafts
 
 
@@ -665,7 +664,7 @@ def build_patient(
         try:
             organs = _organs(rng, tissues, s)
             organ_map = {o.name: o for o in organs}
-            drafts = _plan_lesions(rng, course, n_timepoints, index)
+            drafts = _plan_lesions(rng, course, n_timepoints)
             _place(rng, drafts, organ_map)
             break
         except LayoutError:

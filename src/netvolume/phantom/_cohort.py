@@ -334,7 +334,7 @@ def _write_study(
     suv = add_pet_noise(
         render_pet_suv(model, t, pet_grid, pose, scanner.pet_fwhm_mm), liver_suv, cov, rng
     )
-    factor = suv_to_bqml(model, p.weights[t], timing)
+    factor = suv_to_bqml(p.weights[t], timing)
     bqml = suv * np.float32(factor)
 
     identity = {

@@ -206,9 +206,8 @@ def decay_factor(elapsed_s: float, half_life_s: float = GA68_HALF_LIFE_S) -> flo
     return float(np.exp(-np.log(2.0) * elapsed_s / half_life_s))
 
 
-def suv_to_bqml(model: PatientModel, weight_kg: float, timing: Timing) -> float:
+def suv_to_bqml(weight_kg: float, timing: Timing) -> float:
     """Factor from SUVbw to Bq/mL at the PET series start (decay-corrected to it)."""
-    del model
     elapsed = (timing.pet_start - timing.injection).total_seconds()
     dose_at_start = timing.injected_dose_bq * decay_factor(elapsed)
     return float(f"{dose_at_start / (weight_kg * 1000.0):.12g}")
