@@ -27,7 +27,7 @@ the grades 0-4 is unambiguous (see :func:`krenning_grade`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -155,7 +155,6 @@ class PatientModel:
     weight_kg: float
     height_cm: float
     size_factor: float
-    notes: tuple[str, ...] = field(default=())
 
     def organ(self, name: str) -> Organ:
         """The organ called ``name``."""
@@ -359,7 +358,6 @@ class _Draft:
     scales: list[float | None]
     necrosis: float = 0.0
     split_at: int | None = None
-    split_from_index: int | None = None
     touching_index: int | None = None
     subcapsular: bool = False
     centre: tuple[float, float, float] | None = None
@@ -589,11 +587,7 @@ def _place(rng: np.random.Generator, drafts: list[_Draft], organs: dict[str, Org
                 continue
             ok = True
             for j in placed:
-                gap = (
-                    0.4
-                    if {i, j} == {partner, i} or drafts[j].touching_index == i
-                    else LESION_GAP_MM
-                )
+                gap = 0.4 if j == partner or drafts[j].touching_index == i else LESION_GAP_MM
                 if not _separated(env_of(j, drafts[j].centre), env, gap):  # type: ignore[arg-type]
                     ok = False
                     break
@@ -605,41 +599,30 @@ def _place(rng: np.random.Generator, drafts: list[_Draft], organs: dict[str, Org
             raise LayoutError(f"could not place a {d.kind} lesion of {2 * max(d.semi):.0f} mm")
 
 
-def _split(drafts: list[_Draft]) -> list[tuple[_Draft, int]]:
-    """Fragments of lesions that split: two halves along the long axis from ``split_at``."""
-    out: list[tuple[_Draft, int]] = []
+def _split(
+    drafts: list[_Draft],
+) -> list[tuple[int, tuple[float, float, float], list[float | None]]]:
+    """Fragments of lesions that split: two halves along the long axis from ``split_at``.
+
+    Returns ``(parent index, centre, scales)`` per fragment (same semi-axes and rotation
+    as the parent, scaled by 0.45) and ends the parent at ``split_at``.
+    """
+    out: list[tuple[int, tuple[float, float, float], list[float | None]]] = []
     for i, d in enumerate(drafts):
         if d.split_at is None:
             continue
         t0 = d.split_at
         a_axis = d.rotation[:, 0]  # the longest semi-axis is the first
+        child_scales: list[float | None] = [None] * len(d.scales)
+        for t in range(t0, len(d.scales)):
+            s = d.scales[t]
+            child_scales[t] = None if s is None else 0.45 * s
+        parent_top = max(s for s in d.scales[t0:] if s is not None)
+        assert d.centre is not None
         for sign in (-1.0, 1.0):
-            child_scales: list[float | None] = [None] * len(d.scales)
-            for t in range(t0, len(d.scales)):
-                s = d.scales[t]
-                child_scales[t] = None if s is None else 0.45 * s
-            parent_top = max(s for s in d.scales[t0:] if s is not None)
             offset = (0.45 * d.semi[0] * parent_top + 0.6) * sign
-            assert d.centre is not None
-            centre = tuple(float(c) for c in np.asarray(d.centre) + offset * a_axis)
-            child = _Draft(
-                d.organ,
-                d.site,
-                d.kind,
-                d.semi,
-                d.rotation,
-                d.hu,
-                d.grade,
-                d.background,
-                child_scales,
-                0.0,
-                None,
-                i,
-                None,
-                False,
-                (float(centre[0]), float(centre[1]), float(centre[2])),
-            )
-            out.append((child, i))
+            c = np.asarray(d.centre) + offset * a_axis
+            out.append((i, (float(c[0]), float(c[1]), float(c[2])), list(child_scales)))
         d.scales = d.scales[:t0] + [None] * (len(d.scales) - t0)
     return out
 
@@ -698,21 +681,20 @@ def build_patient(
     for i, d in enumerate(drafts):
         if d.touching_index is not None:
             lesions[i] = replace(lesions[i], touching=ids[d.touching_index])
-    for child, parent in fragments:
+    for parent, centre, scales in fragments:
         p = lesions[ids[parent] - 1]
-        assert child.centre is not None
         lesions.append(
             LesionPlan(
                 lesion_id=len(lesions) + 1,
                 organ=p.organ,
                 site=p.site,
                 kind=p.kind,
-                shape=StarShape(child.centre, child.semi, child.rotation),
+                shape=StarShape(centre, drafts[parent].semi, drafts[parent].rotation),
                 hu=p.hu,
                 suv=p.suv,
                 grade=p.grade,
                 background=p.background,
-                scales=tuple(child.scales),
+                scales=tuple(scales),
                 split_from=p.lesion_id,
             )
         )

@@ -97,20 +97,6 @@ class Timing:
     injected_dose_bq: float
 
 
-@dataclass
-class StudyImages:
-    """Rendered arrays of one study, ``[slice, row, column]``."""
-
-    ct_hu: npt.NDArray[np.float32]
-    organ_labels: npt.NDArray[np.uint8]  # 1 liver, 2 spleen
-    lesion_labels: npt.NDArray[np.uint16]
-    lesion_voxels: dict[int, int]
-    pet_bqml: npt.NDArray[np.float32]
-    pet_suv_expected: npt.NDArray[np.float32]
-    ct_noise_hu: float
-    pet_noise_cov: float
-
-
 def lesion_layers(les: LesionPlan, t: int) -> list[tuple[StarShape, float, float]]:
     """(shape, HU, SUV) layers of a lesion at time point ``t`` (rim, then necrotic core)."""
     shape = les.at(t)
