@@ -14,7 +14,11 @@ Tree::
     ├── SeriesSelectionError
     │   ├── NoImageSeriesError    nothing loadable in a folder
     │   ├── MultipleSeriesError   several series/stacks and none chosen
-    │   └── SeriesNotFoundError   the requested series UID is not there
+    │   ├── SeriesNotFoundError   the requested series UID is not there
+    │   ├── MissingSeriesError    a study without the series a job needs (no CT / MR)
+    │   └── SeriesModalityError   a named series of the wrong modality (PET named as CT...)
+    ├── PatientMismatchError      two series of one job from different patients
+    ├── FrameOfReferenceMismatchError  two series not in one patient coordinate system
     ├── GeometryError             a stack that is not one regular 3D volume
     │   ├── InconsistentOrientationError
     │   ├── InconsistentPixelSpacingError
@@ -56,6 +60,7 @@ __all__ = [
     "DicomReadError",
     "DuplicatePositionError",
     "EmptyRegionError",
+    "FrameOfReferenceMismatchError",
     "GantryTiltError",
     "GeometryError",
     "InconsistentMatrixError",
@@ -71,13 +76,16 @@ __all__ = [
     "MaskReferenceError",
     "MissingGeometryError",
     "MissingQuantityError",
+    "MissingSeriesError",
     "MissingSliceError",
     "MultipleSeriesError",
     "NetVolumeError",
     "NoImageSeriesError",
+    "PatientMismatchError",
     "PixelDataError",
     "QuantificationError",
     "RoiNotFoundError",
+    "SeriesModalityError",
     "SeriesNotFoundError",
     "SeriesSelectionError",
     "SingleSliceError",
@@ -165,6 +173,25 @@ class MultipleSeriesError(SeriesSelectionError):
 
 class SeriesNotFoundError(SeriesSelectionError):
     """The requested series (or stack) identifier is not in the catalogue."""
+
+
+class MissingSeriesError(SeriesSelectionError):
+    """A study without a series the job needs (``netvolume measure`` without a CT or MR)."""
+
+
+class SeriesModalityError(SeriesSelectionError):
+    """A series named explicitly whose modality does not fit its role (a PET as the CT...)."""
+
+
+class PatientMismatchError(NetVolumeError):
+    """Two series of one job whose PatientID (or PatientBirthDate) differ.
+
+    The message never shows the identifiers: it gives SHA-256 prefixes of both values.
+    """
+
+
+class FrameOfReferenceMismatchError(NetVolumeError):
+    """Two series whose FrameOfReferenceUID differ, used together without a registration."""
 
 
 class GeometryError(NetVolumeError):
