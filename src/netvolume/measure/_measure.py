@@ -85,6 +85,27 @@ def _organ_of_name(name: str, centroid_in_liver: bool) -> str:
     return "liver" if centroid_in_liver else "other"
 
 
+def _organ_from_ct(labels: np.ndarray, k: int, ct: Volume, s: MeasureSettings) -> str:
+    """Organ of an unnamed imported lesion outside the liver, from the CT around it: in or
+    of bone (``bone_min_hu``) -> bone; surrounded by fat (median of a 2-4 mm shell below
+    ``soft_tissue_hu_range``) -> lymph node; else other."""
+    sl = ndi.find_objects((labels == k).astype(np.uint8))[0]
+    m = [int(np.ceil(5.0 / v)) for v in ct.spacing]
+    box = tuple(
+        slice(max(0, a.start - mm), min(n, a.stop + mm))
+        for a, mm, n in zip(sl, m, labels.shape, strict=True)
+    )
+    les = labels[box] == k
+    hu = np.asarray(ct.array[box], dtype=np.float32)
+    shell = _dilate(les, 4.0, ct.spacing) & ~_dilate(les, 2.0, ct.spacing)
+    inner, around = float(np.median(hu[les])), float(np.median(hu[shell]))
+    if inner >= s.bone_min_hu or around >= s.bone_min_hu:
+        return "bone"
+    if around < s.soft_tissue_hu_range[0]:
+        return "lymph_node"
+    return "other"
+
+
 def _sphere_voxels(
     grid: Volume, centre_lps: np.ndarray, radius_mm: float
 ) -> tuple[tuple[slice, slice, slice], np.ndarray]:
@@ -302,14 +323,20 @@ def measure_study(
     if lesion_mask is not None:
         vol = _read_label(lesion_mask, grid, "lesion mask", lesion_roi)
         arr = np.asarray(vol.array)
-        if (vol.label_names and len(vol.label_names) > 1) or (vol.label_names and arr.max() > 1):
+        if arr.size and int(arr.max()) > 1:
+            # a label map: each value is one lesion
             imported_labels = arr.astype(np.uint16)
-            imported_names = dict(vol.label_names)
+            imported_names = {
+                int(v): vol.label_names.get(int(v), f"lesion {int(v)}")
+                for v in np.unique(arr)
+                if v > 0
+            }
         else:
-            lab, n = ndi.label(arr > 0, structure=np.ones((3, 3, 3)))
+            # one binary mask: each connected component is one lesion
+            lab, n_cc = ndi.label(arr > 0, structure=np.ones((3, 3, 3)))
             imported_labels = lab.astype(np.uint16)
-            base = next(iter(vol.label_names.values()), "lesion") if vol.label_names else "lesion"
-            imported_names = {k: f"{base} {k}" if n > 1 else base for k in range(1, n + 1)}
+            base = next(iter(vol.label_names.values()), "lesion")
+            imported_names = {k: f"{base} {k}" if n_cc > 1 else base for k in range(1, n_cc + 1)}
         sources["lesions"] = f"imported: {lesion_mask}"
 
     is_ct = inp.ct is not None and (inp.ct_series is not None and inp.ct_series.modality == "CT")
@@ -362,13 +389,22 @@ def measure_study(
     if imported_labels is not None:
         labels = imported_labels
         n_imp = int(labels.max()) if labels.size else 0
-        cent = (
-            ndi.center_of_mass(np.ones(labels.shape), labels, range(1, n_imp + 1)) if n_imp else []
-        )
+        st_imp = region_stats(labels, n_imp, spacing=grid.spacing) if n_imp else None
         for k in range(1, n_imp + 1):
-            c = np.round(np.asarray(cent[k - 1])).astype(int) if n_imp else None
-            in_liver = bool(liver is not None and c is not None and liver[tuple(c)])
-            organs.append(_organ_of_name(imported_names.get(k, ""), in_liver))
+            in_liver = False
+            if st_imp is not None and liver is not None and st_imp.voxels[k - 1] > 0:
+                c = np.round(st_imp.centroid_index[k - 1]).astype(int)
+                in_liver = bool(liver[tuple(c)])
+            organ = _organ_of_name(imported_names.get(k, ""), in_liver)
+            if (
+                organ == "other"
+                and inp.ct is not None
+                and is_ct
+                and st_imp is not None
+                and st_imp.voxels[k - 1] > 0
+            ):
+                organ = _organ_from_ct(labels, k, inp.ct, s)
+            organs.append(organ)
             detected.append("imported")
 
     # ---- number the lesions: organ order, then volume (largest first)

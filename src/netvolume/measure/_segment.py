@@ -261,13 +261,14 @@ class _Segmenter:
                 f"no voxel above body_min_hu = {self.s.body_min_hu} HU: not a CT in HU?"
             )
         self.bodyc = fill_holes(body, connectivity=6)
+        lo, hi = self.s.organ_hu_range
+        self.window = self.bodyc & (self.ctc >= lo) & (self.ctc <= hi)
         return self.bodyc
 
     def liver_coarse(self) -> tuple[np.ndarray, np.ndarray]:
         """(liver core without lesions, liver hull with lesions) on the coarse grid."""
         s, sp = self.s, self.sp
         lo, hi = s.organ_hu_range
-        self.window = self.bodyc & (self.ctc >= lo) & (self.ctc <= hi)
         if not self.window.any():
             raise SegmentationError(
                 f"the liver could not be found: no voxel in organ_hu_range {lo}-{hi} HU",
@@ -302,18 +303,28 @@ class _Segmenter:
         self.est["liver_surroundings_hu"] = around
         not_fat = self.bodyc & (self.ctc > (self.est["liver_hu"] + around) / 2.0)
         other = not_fat & ~liver & ~(self.window & ~liver_like)
+        # one coarse voxel of erosion cuts partial-volume bridges to neighbouring organs
+        # (a lesion near the surface would otherwise join the kidney or bowel beyond)
+        cut = _erode(other, sp[1], sp)
         near = _dilate(liver, 2 * sp[1], sp)
-        lab, n = label(other & near, connectivity=6)
+        lab, n = label(cut, connectivity=6)
         hull = liver.copy()
         if n:
             objs = ndi.find_objects(lab)
             ring_st = ndi.generate_binary_structure(3, 1)
             for k in range(1, n + 1):
-                sl = _grow(objs[k - 1], (1, 1, 1), self.grid.shape)
-                comp = lab[sl] == k
+                sl = _grow(objs[k - 1], (2, 2, 2), self.grid.shape)
+                core_k = lab[sl] == k
+                if not (core_k & near[sl]).any():
+                    continue
+                comp = np.asarray(ndi.binary_dilation(core_k, ring_st)) & other[sl]
                 ring = np.asarray(ndi.binary_dilation(comp, ring_st)) & ~comp
-                if ring.any() and liver[sl][ring].mean() >= s.liver_lesion_enclosure:
+                # parenchyma-like CT counts as liver in the ring: next to a lesion with
+                # high uptake, the PET spill-over lifts normal liver out of liver_like
+                enclosing = liver[sl] | self.window[sl]
+                if ring.any() and enclosing[ring].mean() >= s.liver_lesion_enclosure:
                     hull[sl] |= comp
+                    hull[sl] |= ring & self.window[sl]
         hull = fill_holes(hull, connectivity=6)
         return liver, hull
 
@@ -479,7 +490,32 @@ class _Segmenter:
         if n <= 1:
             return [region]
         ws = watershed(-edt, markers, mask=region)
-        return [ws == k for k in range(1, n + 1) if (ws == k).any()]
+        # merge back pieces joined by a wide neck: two lesions touch through a narrow
+        # waist (neck depth below half the smaller piece's depth); an irregular lesion
+        # over-split by the watershed does not
+        peak = ndi.maximum(edt, ws, index=np.arange(1, n + 1))
+        parent = list(range(n + 1))
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                a = parent[a]
+            return a
+
+        for axis in range(3):
+            a = np.moveaxis(ws, axis, 0)
+            e = np.moveaxis(edt, axis, 0)
+            lo, hi = a[:-1], a[1:]
+            sel = (lo != hi) & (lo > 0) & (hi > 0)
+            if not sel.any():
+                continue
+            neck = np.minimum(e[:-1], e[1:])[sel]
+            for p_, q_, d in zip(lo[sel], hi[sel], neck, strict=True):
+                i, j = find(int(p_)), find(int(q_))
+                if i != j and d >= 0.5 * min(peak[int(p_) - 1], peak[int(q_) - 1]):
+                    parent[max(i, j)] = min(i, j)
+        roots = np.array([find(k) for k in range(n + 1)])
+        merged = roots[ws]
+        return [merged == r for r in np.unique(roots[1:]) if (merged == r).any()]
 
     def add(
         self, region: np.ndarray, box: tuple[slice, slice, slice], organ: str, how: str
@@ -542,8 +578,11 @@ class _Segmenter:
         hot = None
         if self.petc is not None:
             hot = self.petc > s.liver_pet_lesion_ratio * self.est["liver_suv_coarse"]
+        # the liver without its partial-volume rim: a subcapsular lesion must not run on
+        # along the surface, where liver and fat blend to lesion-like values
+        inside = _erode(liver_full, max(self.sp_full[1:]), self.sp_full)
         self._ct_lesions(
-            cand, liver_hu, s.liver_lesion_min_contrast_hu, lambda b: liver_full[b], "liver", hot
+            cand, liver_hu, s.liver_lesion_min_contrast_hu, lambda b: inside[b], "liver", hot
         )
         if hot is not None:
             self._pet_liver_lesions(hot & deep, liver_full)
