@@ -145,3 +145,40 @@ def test_liver_mask_on_another_grid_is_refused(tmp_path: Path) -> None:
     other = SAMPLE / "P002" / "T1" / "truth" / "liver.nii.gz"  # scanner B, other grid
     with pytest.raises(MaskGridError):
         measure_study(STUDY, liver_mask=other)
+
+
+def test_block_mean_equals_numpy() -> None:
+    from netvolume.measure._segment import block_mean
+
+    rng = np.random.default_rng(7)
+    a = rng.integers(-1024, 3000, size=(11, 17, 23)).astype(np.int16)
+    for block in ((1, 1, 1), (2, 4, 4), (3, 2, 5)):
+        k, j, i = (n // b for n, b in zip(a.shape, block, strict=True))
+        want = (
+            a[: k * block[0], : j * block[1], : i * block[2]]
+            .astype(np.float64)
+            .reshape(k, block[0], j, block[1], i, block[2])
+            .mean(axis=(1, 3, 5))
+        )
+        np.testing.assert_allclose(block_mean(a, block), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("suv_max", "spleen", "grade"),
+    [
+        (0.5, 20.0, 0),  # at or below the local background (0.5)
+        (0.51, 20.0, 1),
+        (2.99, 20.0, 1),  # < 0.5 x liver (6)
+        (3.0, 20.0, 2),  # 0.5 x liver is grade 2
+        (6.0, 20.0, 2),  # equal to the liver: grade 2
+        (6.01, 20.0, 3),
+        (20.0, 20.0, 3),  # equal to the spleen: grade 3
+        (20.01, 20.0, 4),
+        (6.01, None, None),  # above the liver, no spleen reference: not available
+        (5.0, None, 2),
+    ],
+)
+def test_krenning_grade_boundaries(suv_max: float, spleen: float | None, grade: int | None) -> None:
+    from netvolume.measure import krenning_grade
+
+    assert krenning_grade(suv_max, 0.5, 6.0, spleen) == grade

@@ -52,7 +52,7 @@ from netvolume.kernels import fill_holes, label, largest_component
 from netvolume.measure._settings import MeasureSettings
 from netvolume.volume import Volume
 
-__all__ = ["CoarseGrid", "Detection", "Segmentation", "block_mean", "segment"]
+__all__ = ["CoarseGrid", "Segmentation", "SegmentationError", "block_mean", "segment"]
 
 
 # --------------------------------------------------------------------------- coarse grid
@@ -166,15 +166,6 @@ def _median(values: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass
-class Detection:
-    """One lesion found on the coarse grid, before delineation."""
-
-    organ: str  # liver | bone | lymph_node | other (decided at delineation for PET spots)
-    source: str  # ct | pet
-    coarse: np.ndarray  # bool mask on the coarse grid (whole grid)
 
 
 @dataclass
