@@ -26,7 +26,7 @@ from netvolume.io.dicom import Series
 from netvolume.kernels import axial_diameters, region_stats, suv_peak
 from netvolume.measure._inputs import StudyInputs, load_study
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
-from netvolume.measure._segment import SegmentationError, _dilate, block_mean, segment
+from netvolume.measure._segment import SegmentationError, _dilate, _erode, block_mean, segment
 from netvolume.measure._settings import MeasureSettings
 from netvolume.volume import Volume
 
@@ -75,7 +75,7 @@ def _read_label(
 
 
 def _organ_of_name(name: str, centroid_in_liver: bool) -> str:
-    structure = mask_io.infer_structure(name) if hasattr(mask_io, "infer_structure") else None
+    structure = mask_io.infer_structure(name)
     if structure == "liver_lesion":
         return "liver"
     if structure == "bone_lesion":
@@ -85,11 +85,14 @@ def _organ_of_name(name: str, centroid_in_liver: bool) -> str:
     return "liver" if centroid_in_liver else "other"
 
 
-def _organ_from_ct(labels: np.ndarray, k: int, ct: Volume, s: MeasureSettings) -> str:
+def _organ_from_ct(
+    labels: np.ndarray, k: int, bbox: np.ndarray, ct: Volume, s: MeasureSettings
+) -> str:
     """Organ of an unnamed imported lesion outside the liver, from the CT around it: in or
     of bone (``bone_min_hu``) -> bone; surrounded by fat (median of a 2-4 mm shell below
-    ``soft_tissue_hu_range``) -> lymph node; else other."""
-    sl = ndi.find_objects((labels == k).astype(np.uint8))[0]
+    ``soft_tissue_hu_range``) -> lymph node; else other. ``bbox``: the label's
+    :attr:`~netvolume.kernels.RegionStats.bbox` row."""
+    sl = tuple(slice(int(bbox[a]), int(bbox[a + 3])) for a in range(3))
     m = [int(np.ceil(5.0 / v)) for v in ct.spacing]
     box = tuple(
         slice(max(0, a.start - mm), min(n, a.stop + mm))
@@ -149,10 +152,10 @@ class _Measurer:
         block = tuple(max(1, round(3.0 / v)) for v in grid.spacing)
         frac = block_mean(normal.astype(np.uint8), block)  # type: ignore[arg-type]
         lesc = block_mean((lesions > 0).astype(np.uint8), block) > 0  # type: ignore[arg-type]
-        csp = tuple(v * b for v, b in zip(grid.spacing, block, strict=True))
-        free = (frac >= 0.99) & ~ndi.binary_dilation(
-            lesc, iterations=max(1, int(s.reference_margin_mm / min(csp)))
+        csp: tuple[float, float, float] = tuple(  # type: ignore[assignment]
+            v * b for v, b in zip(grid.spacing, block, strict=True)
         )
+        free = (frac >= 0.99) & ~_dilate(lesc, s.reference_margin_mm, csp)
         depth = np.asarray(ndi.distance_transform_edt(free, sampling=csp))
         need = radius + s.reference_margin_mm
         ok = depth >= need
@@ -174,11 +177,9 @@ class _Measurer:
             radius_out: float | None = radius
         else:
             method = "eroded_mask"
-            eroded = ndi.binary_erosion(normal, iterations=2)
-            near_les = ndi.binary_dilation(
-                lesions > 0, iterations=max(1, int(10.0 / min(grid.spacing)))
+            full = _erode(normal, s.reference_margin_mm, grid.spacing) & ~_dilate(
+                lesions > 0, 10.0, grid.spacing
             )
-            full = np.asarray(eroded & ~near_les)
             if not full.any():
                 self.notes.append(f"no {organ} reference VOI: no normal {organ} parenchyma left")
                 return None
@@ -403,7 +404,7 @@ def measure_study(
                 and st_imp is not None
                 and st_imp.voxels[k - 1] > 0
             ):
-                organ = _organ_from_ct(labels, k, inp.ct, s)
+                organ = _organ_from_ct(labels, k, st_imp.bbox[k - 1], inp.ct, s)
             organs.append(organ)
             detected.append("imported")
 
@@ -461,6 +462,8 @@ def measure_study(
                 f"liver reference SUVmean {liver_ref.suv_mean:.2f} is outside the expected "
                 f"{lo}-{hi}: check the SUV inputs (dose, weight, times) before trusting grades"
             )
+    if inp.pet_suv is not None and liver_ref is None:
+        study_flags.append("no_liver_reference")
     if inp.pet_suv is not None and spleen_ref is None:
         study_flags.append("no_spleen_reference")
 
@@ -535,6 +538,8 @@ def measure_study(
                     shell = outer & ~inner & (lab_crop == 0) & np.isfinite(suv)
                     bg = float(np.median(suv[shell])) if shell.any() else float("nan")
                 rec["background_suv"] = bg if math.isfinite(bg) else None
+                if rec["background_suv"] is None:
+                    flags.append("no_local_background")
                 if liver_ref_suv is not None:
                     rec["tumour_to_liver"] = rec["suv_max"] / liver_ref_suv
                     if spleen_ref_suv is not None:

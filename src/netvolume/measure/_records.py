@@ -73,7 +73,9 @@ class LesionRecord:
         Krenning grade >= the ``sstr_positive_min_grade`` setting.
     qc_flags : tuple of str
         ``touches_border``, ``smaller_than_two_pet_voxels``, ``outside_pet_fov`` (partly),
-        ``liver_reference_out_of_range``, ``no_spleen_reference``, ``merged_split``.
+        ``liver_reference_out_of_range``, ``no_spleen_reference`` (grade above 2 not
+        available), ``no_local_background`` (no PET voxel in the background shell: no
+        grade).
     """
 
     lesion_id: int
@@ -250,7 +252,8 @@ class StudyMeasurement:
     notes : tuple of str
         Warnings and decisions worth reading (series chosen, degraded results).
     qc_flags : tuple of str
-        Study-level flags (``liver_reference_out_of_range``, ``no_pet``...).
+        Study-level flags: ``no_pet``, ``coarse_ct``, ``liver_reference_out_of_range``,
+        ``no_liver_reference``, ``no_spleen_reference``.
     liver_mask, spleen_mask, lesion_labels : Volume or None
         The masks on the measurement grid (not serialised).
     reference_series : Series or None

@@ -15,10 +15,11 @@ Stages (every threshold a field of :class:`~netvolume.measure.MeasureSettings`)
 2. liver: coarse voxels in the ``organ_hu_range`` window (with PET: SUV below
    ``liver_pet_max_ratio`` times the window's median SUV, which separates the liver from
    the spleen and kidneys), opened by ``organ_erosion_mm`` and the largest component kept;
-   closed and hole-filled so lesions inside count as liver.
+   regions next to it that are neither fat nor parenchyma and lie mostly against
+   parenchyma (``liver_lesion_enclosure``) join it, holes are filled: lesions are liver.
 3. spleen: with PET, window voxels with SUV at least ``spleen_pet_min_ratio`` times the
-   liver's, largest component; without PET, the largest window component left of the
-   midline once the liver is removed. Ignored below ``min_spleen_ml``.
+   liver's, largest component; without PET, the largest window component more than 60 mm
+   to the patient's left of the liver's centre. Ignored below ``min_spleen_ml``.
 4. liver lesions (CT): coarse voxels of the liver at least one coarse voxel deep whose CT
    differs from the parenchyma's median by more than ``liver_lesion_min_contrast_hu``;
    (PET): SUV above ``liver_pet_lesion_ratio`` times the liver median with no CT lesion.
@@ -29,8 +30,9 @@ Stages (every threshold a field of :class:`~netvolume.measure.MeasureSettings`)
    kidneys and bone (``organ_spill_margin_mm``) and from the blood pool, whose CT is soft
    tissue (``soft_tissue_hu_range``); delineated on CT against their surroundings; a
    lesion surrounded by fat is a lymph node, else ``other``.
-7. touching lesions are split by a watershed on the distance transform when both parts are
-   ``split_min_depth_mm`` deeper than the neck between them.
+7. touching liver lesions are split by a watershed on the distance transform when both
+   parts are ``split_min_depth_mm`` deeper than the neck between them (and the neck is
+   narrower than half the smaller part's depth).
 
 These rules are made for portal-venous CT and Ga-68 DOTA PET and are checked against the
 phantom's ground truth (``tests/test_measure_acceptance.py``); they are not a substitute
@@ -229,6 +231,9 @@ class _Segmenter:
         self.grid = CoarseGrid.of(ct, settings.coarse_target_mm)
         self.sp = self.grid.spacing_mm
         self.ctc = block_mean(self.a, self.grid.block)
+        self._whole: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
+            slice(0, n) for n in self.grid.shape
+        )
         if int(np.prod(self.grid.block)) < 16:
             # thick voxels: the blocks average too few voxels to quieten the noise, so
             # smooth the coarse grid (one voxel) instead
@@ -289,8 +294,7 @@ class _Segmenter:
         # lesions are liver too: regions that are neither fat nor liver parenchyma and are
         # mostly enclosed by parenchyma (their 1-voxel outer ring lies in the liver for at
         # least liver_lesion_enclosure), then holes filled
-        shell = _dilate(liver, 2 * sp[1], sp) & ~_dilate(liver, sp[1], sp) & self.bodyc
-        around = _median(self.ctc[shell]) if shell.any() else -100.0
+        around = self.surroundings_hu(liver, "liver")
         self.est["liver_surroundings_hu"] = around
         not_fat = self.bodyc & (self.ctc > (self.est["liver_hu"] + around) / 2.0)
         other = not_fat & ~liver & ~(self.window & ~liver_like)
@@ -326,7 +330,7 @@ class _Segmenter:
             cand &= self.petc >= s.spleen_pet_min_ratio * self.est["liver_suv_coarse"]
         else:
             x = self._lps_x()
-            cx = float(np.mean(x[liver_hull])) if liver_hull.any() else 0.0
+            cx = float(np.mean(x[liver_hull]))
             cand &= x > cx + 60.0
         cand = largest_component(_erode(cand, s.organ_erosion_mm / 2, sp), connectivity=6)
         if not cand.any():
@@ -350,13 +354,23 @@ class _Segmenter:
         aff = self.grid.affine
         return np.asarray(aff[0, 0] * k + aff[0, 1] * j + aff[0, 2] * i + aff[0, 3])
 
+    def surroundings_hu(self, organ: np.ndarray, what: str) -> float:
+        """Median coarse HU of the body between one and two coarse voxels outside ``organ``."""
+        sp = self.sp
+        shell = _dilate(organ, 2 * sp[1], sp) & ~_dilate(organ, sp[1], sp) & self.bodyc
+        if not shell.any():
+            raise SegmentationError(
+                f"the {what} fills the whole body outline: no surrounding tissue to set its "
+                "boundary against",
+                hint="check the series is an abdominal CT in HU, or import the masks",
+            )
+        return _median(self.ctc[shell])
+
     def refine_organ(self, hull: np.ndarray, organ_hu: float) -> np.ndarray:
         """The organ on the full grid: above the half-way HU to its surroundings, connected
         to the coarse organ's interior, within one coarse voxel of its surface."""
         sp = self.sp
-        shell = _dilate(hull, 2 * sp[1], sp) & ~_dilate(hull, sp[1], sp) & self.bodyc
-        around = _median(self.ctc[shell]) if shell.any() else -100.0
-        low = (organ_hu + around) / 2.0
+        low = (organ_hu + self.surroundings_hu(hull, "organ")) / 2.0
         inner = _erode(hull, sp[1], sp)
         outer = _dilate(hull, sp[1], sp)
         box = _bbox(outer)
@@ -367,8 +381,8 @@ class _Segmenter:
             slice(sl.start * b, n if sl.stop == g else sl.stop * b)
             for sl, b, n, g in zip(box, self.grid.block, self.a.shape, self.grid.shape, strict=True)
         )
-        up_outer = self._up(outer, fbox)  # type: ignore[arg-type]
-        up_inner = self._up(inner, fbox)  # type: ignore[arg-type]
+        up_outer = self._up_local(outer, self._whole, fbox)  # type: ignore[arg-type]
+        up_inner = self._up_local(inner, self._whole, fbox)  # type: ignore[arg-type]
         cand = up_outer & (self.a[fbox] > low)
         organ = _components_touching(cand, up_inner, 6)
         organ = fill_holes(organ, connectivity=6)
@@ -391,15 +405,6 @@ class _Segmenter:
         )
         m = tuple(math.ceil(margin_mm / s) for s in self.sp_full)
         return _grow(fb, m, self.a.shape)  # type: ignore[arg-type]
-
-    def _up(self, coarse_mask: np.ndarray, box: tuple[slice, slice, slice]) -> np.ndarray:
-        """The coarse mask on the full grid, cropped to ``box`` (without upsampling all)."""
-        b = self.grid.block
-        idx = [
-            np.minimum(np.arange(sl.start, sl.stop) // bb, n - 1)
-            for sl, bb, n in zip(box, b, self.grid.shape, strict=True)
-        ]
-        return coarse_mask[np.ix_(idx[0], idx[1], idx[2])]
 
     def delineate(
         self,
@@ -584,11 +589,11 @@ class _Segmenter:
         for k in range(1, n + 1):
             comp = lab == k
             box = self._full_box(comp, 10.0)
-            if (self.labels[box][self._up(comp, box)] > 0).any():
+            if (self.labels[box][self._up_local(comp, self._whole, box)] > 0).any():
                 continue  # the CT lesion it belongs to is already there
             pet = self._pet_crop(box)
             bg = self.est["liver_suv_coarse"]
-            seed = self._up(comp, box)
+            seed = self._up_local(comp, self._whole, box)
             peak = float(np.nanmax(np.where(seed, pet, np.nan)))
             t = bg + self.s.pet_contour_fraction * (peak - bg)
             region = _components_touching((pet >= t) & liver_full[box], seed & (pet >= t), 26)
@@ -631,7 +636,15 @@ class _Segmenter:
         if "soft_tissue_suv" not in self.est:
             assert self.petc is not None
             soft = self.bodyc & (self.ctc > -200) & (self.ctc < self.s.organ_hu_range[0])
-            self.est["soft_tissue_suv"] = _median(self.petc[soft]) if soft.any() else 0.0
+            if soft.any():
+                self.est["soft_tissue_suv"] = _median(self.petc[soft])
+            else:
+                self.est["soft_tissue_suv"] = 0.0
+                self.notes.append(
+                    "no fat or muscle in the body to estimate the soft-tissue background SUV: "
+                    f"PET hot spots are thresholded at pet_hotspot_min_suv = "
+                    f"{self.s.pet_hotspot_min_suv} alone"
+                )
         return max(
             self.s.pet_hotspot_min_suv, self.s.pet_hotspot_bg_ratio * self.est["soft_tissue_suv"]
         )
@@ -857,9 +870,11 @@ def segment(
     spleen_full = spleen
     if spleen is None:
         sc = sg.spleen_coarse(hull)
-        spleen_full = sg.refine_organ(sc, sg.est.get("liver_hu", 110.0)) if sc is not None else None
         if sc is not None:
-            sg.est["spleen_hu"] = _median(sg.ctc[sc])
+            sg.est["spleen_hu"] = _median(
+                sg.ctc[_erode(sc, sg.sp[1], sg.sp)] if sc.sum() > 50 else sg.ctc[sc]
+            )
+            spleen_full = sg.refine_organ(sc, sg.est["spleen_hu"])
     else:
         sc = block_mean(spleen.astype(np.uint8), sg.grid.block) >= 0.5
     if lesions_auto:

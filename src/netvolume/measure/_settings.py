@@ -228,8 +228,6 @@ class MeasureSettings:
                     if len(parts) != 2:
                         raise ValueError("expected two comma-separated numbers")
                     changes[name] = (parts[0], parts[1])
-                elif isinstance(old, bool):
-                    raise ValueError("boolean settings are not overridable")
                 elif isinstance(old, int):
                     changes[name] = int(text)
                 elif isinstance(old, float):
