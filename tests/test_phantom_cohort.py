@@ -224,6 +224,7 @@ def test_scanner_change_and_course(cohort: Path) -> None:
     visits = patient["recist"]["visits"]
     assert visits[1]["overall_response"] == "PD" and visits[1]["new_lesion_ids"]
     assert t1["recist"]["overall_response"] == "PD"
+    assert (t0["overall_response"], t1["overall_response"]) == (None, "PD")
     # lesion ids are stable across time points; new ones appear only later
     assert {r["id"] for r in t0["lesions"]} < {r["id"] for r in t1["lesions"]}
     first = json.loads((cohort / "P001" / "truth_patient.json").read_text())

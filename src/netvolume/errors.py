@@ -55,6 +55,7 @@ from pathlib import Path
 
 __all__ = [
     "EXIT_CODES",
+    "AssessmentInputError",
     "ContourError",
     "ContradictoryQuantityError",
     "DicomReadError",
@@ -84,6 +85,7 @@ __all__ = [
     "PatientMismatchError",
     "PixelDataError",
     "QuantificationError",
+    "RegistrationError",
     "RoiNotFoundError",
     "SeriesModalityError",
     "SeriesNotFoundError",
@@ -292,6 +294,17 @@ class KernelInputError(NetVolumeError, ValueError):
 
 class EmptyRegionError(KernelInputError):
     """A region to average over (a reference sphere, ...) that holds no voxel."""
+
+
+class AssessmentInputError(NetVolumeError, ValueError):
+    """Longitudinal input that cannot be assessed: a measurement table row with an
+    impossible or contradictory value, a time point without a date, a target override
+    that breaks RECIST 1.1's limits, ... The message names the patient (pseudonymous
+    key as given), the date, the lesion and the field."""
+
+
+class RegistrationError(NetVolumeError):
+    """An image registration that failed or did not converge to a plausible transform."""
 
 
 #: Exit codes of the ``netvolume`` command line (see ``netvolume --help``).

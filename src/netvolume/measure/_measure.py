@@ -616,7 +616,10 @@ def measure_study(
         if inp.ct_series
         else (inp.pet_series.study_instance_uid if inp.pet_series else "")
     )
+    ref_series = inp.ct_series or inp.pet_series
+    acquired = ref_series.acquisition_datetime if ref_series is not None else None
     return StudyMeasurement(
+        study_date=acquired[:10] if acquired else None,
         study_dir=str(root),
         study_instance_uid=study_uid,
         frame_of_reference_uid=grid.frame_of_reference_uid or "",

@@ -251,6 +251,9 @@ class StudyMeasurement:
         Package version, input series UIDs and file-list hashes, the time.
     notes : tuple of str
         Warnings and decisions worth reading (series chosen, degraded results).
+    study_date : str or None
+        Acquisition date of the measured series (ISO ``YYYY-MM-DD``): the time point's
+        date for ``netvolume assess``.
     qc_flags : tuple of str
         Study-level flags: ``no_pet``, ``coarse_ct``, ``liver_reference_out_of_range``,
         ``no_liver_reference``, ``no_spleen_reference``.
@@ -282,6 +285,7 @@ class StudyMeasurement:
     provenance: dict[str, Any]
     notes: tuple[str, ...] = ()
     qc_flags: tuple[str, ...] = ()
+    study_date: str | None = None
     liver_mask: Volume | None = field(default=None, repr=False, compare=False)
     spleen_mask: Volume | None = field(default=None, repr=False, compare=False)
     lesion_labels: Volume | None = field(default=None, repr=False, compare=False)

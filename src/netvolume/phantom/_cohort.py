@@ -54,7 +54,7 @@ from netvolume.phantom._study import (
 from netvolume.volume import Provenance, Volume
 
 #: Version of the phantom model: changes whenever the same seed would give other bytes.
-PHANTOM_MODEL_VERSION = "1"
+PHANTOM_MODEL_VERSION = "2"
 SIZES = tuple(SCANNERS)
 #: A non-target lesion whose long axis reaches this multiple of its baseline value is
 #: unequivocal progression in the truth (volume x 3.4 for a sphere).
@@ -463,6 +463,8 @@ def _write_patient(root: Path, p: _Patient, settings: PhantomSettings) -> list[S
     course = assess_course(_recist_visits(p, tables))
     for t, truth in enumerate(truths):
         visit = course.visits[t].to_dict()
+        # the RECIST 1.1 overall response of this visit (None at baseline), also below
+        truth["overall_response"] = visit["overall_response"]
         truth["recist"] = {
             **visit,
             "target_ids": list(course.target_ids),
