@@ -124,3 +124,58 @@ def unseen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("patient", ["P001", "P002", "P003"])
 def test_unseen_seed(unseen: Path, patient: str, tmp_path: Path) -> None:
     _check_patient(unseen / patient, tmp_path)
+
+
+def test_baseline_date_makes_earlier_visits_pre_baseline(tmp_path: Path) -> None:
+    """P002 (lesions appear at T1): with T1 as the baseline, T0 is pre-baseline (TGR0),
+    T1's lesions are baseline lesions (none is new there), and RECIST starts at T1."""
+    patient = SAMPLE / "P002"
+    dates = {
+        v.name: json.loads((v / "truth.json").read_text())["study_date"]
+        for v in sorted(p for p in patient.iterdir() if p.is_dir())
+    }
+    measured = _measured_patient(patient, tmp_path / "in" / "P002")
+    out = tmp_path / "out"
+    import datetime as dt
+
+    result = assess_patient_dir(measured, out, baseline_date=dt.date.fromisoformat(dates["T1"]))
+    assert not result.failures
+    rows = list(csv.DictReader((out / "timepoints.csv").read_text().splitlines()))
+    assert [r["role"] for r in rows] == ["pre_baseline", "baseline", "follow_up"]
+    assert rows[1]["date"] == dates["T1"] and rows[1]["overall_response"] == ""
+    doc = json.loads((out / "assessment.json").read_text())
+    (p,) = doc["patients"].values()
+    assert p["baseline_date"] == dates["T1"]
+    assert p["tgr"]["diameter"]["tgr0"]["start_date"] == dates["T0"]
+    assert p["timepoints"][0]["date"] == dates["T1"]
+    with pytest.raises(Exception, match="is not the date of a study"):
+        assess_patient_dir(measured, tmp_path / "o2", baseline_date=dt.date(2000, 1, 1))
+
+
+def test_cli_patient_dir_with_matching_table(tmp_path: Path) -> None:
+    """``netvolume assess PATIENT_DIR -o OUT --matching CSV --json`` end to end."""
+    from netvolume.cli import main
+
+    measured = _measured_patient(SAMPLE / "P003", tmp_path / "in" / "P003")
+    out = tmp_path / "auto"
+    assert main(["assess", str(measured), "-o", str(out), "-q"]) == 0
+    auto = list(csv.DictReader((out / "tracking.csv").read_text().splitlines()))
+    t1 = [r for r in auto if r["study"] == "T1" and r["lesion_id"]]
+    first, second = t1[0], t1[1]
+    # pin T1's first two lesions the other way round: the table wins
+    table = tmp_path / "match.csv"
+    table.write_text(
+        "study,lesion_id,tracking_id\n"
+        f"T1,{first['lesion_id']},{second['tracking_id']}\n"
+        f"T1,{second['lesion_id']},{first['tracking_id']}\n"
+    )
+    pinned_out = tmp_path / "pinned"
+    code = main(["assess", str(measured), "-o", str(pinned_out), "--matching", str(table), "-q"])
+    assert code == 0
+    rows = list(csv.DictReader((pinned_out / "tracking.csv").read_text().splitlines()))
+    got = {r["lesion_id"]: (r["tracking_id"], r["pinned"]) for r in rows if r["study"] == "T1"}
+    assert got[first["lesion_id"]] == (second["tracking_id"], "true")
+    assert got[second["lesion_id"]] == (first["tracking_id"], "true")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("study,lesion_id,tracking_id\nT9,1,L1\n")
+    assert main(["assess", str(measured), "-o", str(tmp_path / "x"), "--matching", str(bad)]) == 1

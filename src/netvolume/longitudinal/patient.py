@@ -30,6 +30,7 @@ table's ``patient_id``): the DICOM PatientID never appears in outputs or message
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import itertools
 import json
@@ -353,7 +354,9 @@ def _overlaps(
     return out
 
 
-def _observations(studies: Sequence[_Study], tracking: TrackingResult) -> list[TimePoint]:
+def _observations(
+    studies: Sequence[_Study], tracking: TrackingResult, baseline_date: datetime.date
+) -> list[TimePoint]:
     """Tracked lesions as Observation records, one TimePoint per study."""
     state: dict[str, str] = {}  # tracking id -> present / gone / merged:<id>
     parent: dict[str, str] = {}
@@ -377,7 +380,9 @@ def _observations(studies: Sequence[_Study], tracking: TrackingResult) -> list[T
                     nodal=les.nodal,
                     ld_mm=les.ld_mm,
                     sa_mm=les.sa_mm,
-                    is_new=a.status == "new" and t > 0 and not les.nodal,
+                    # new only after the RECIST baseline (a lesion first seen on the
+                    # baseline scan, after a pre-baseline one, is a baseline lesion)
+                    is_new=a.status == "new" and study.date > baseline_date and not les.nodal,
                     split_from=split_from,
                     measurable_site=les.organ not in NON_MEASURABLE_ORGANS,
                     reproducible="touches_border" not in les.qc_flags,
@@ -427,6 +432,30 @@ def _observations(studies: Sequence[_Study], tracking: TrackingResult) -> list[T
                 source=f"{study.name} (StudyInstanceUID {study.study_uid})",
             )
         )
+    # on a pre-baseline scan, a lesion first seen later was not there yet: 0 mm (the
+    # image was looked at), so that the targets' sum, hence TGR0, is defined
+    first: dict[str, Observation] = {}
+    for tp in tps:
+        for o in tp.observations:
+            first.setdefault(o.lesion_id, o)
+    for i, tp in enumerate(tps):
+        if tp.date >= baseline_date:
+            break
+        listed = {o.lesion_id for o in tp.observations}
+        absent = [
+            Observation(
+                tid,
+                o.organ,
+                o.nodal,
+                0.0,
+                0.0,
+                volume_ml=0.0,
+                source=f"{studies[i].name}: not there yet (pre-baseline)",
+            )
+            for tid, o in first.items()
+            if tid not in listed and o.split_from is None and o.merged_into is None
+        ]
+        tps[i] = dataclasses.replace(tp, observations=(*tp.observations, *absent))
     return tps
 
 
@@ -583,7 +612,14 @@ def assess_patient_dir(
             overlap = _overlaps(arrays, base.labels.voxel_volume_ml)
         pinned = _read_matching(Path(matching), names) if matching is not None else None
         tracking = track_lesions(lesions, overlap, len(studies), s.tracking, pinned=pinned)
-        tps = _observations(studies, tracking)
+        if baseline_date is not None and baseline_date not in {st.date for st in studies}:
+            raise AssessmentInputError(
+                f"--baseline-date {baseline_date.isoformat()} is not the date of a study ("
+                + ", ".join(f"{st.name} {st.date.isoformat()}" for st in studies)
+                + ")",
+                tag="baseline_date",
+            )
+        tps = _observations(studies, tracking, baseline_date or studies[0].date)
         assessment = assess_course(
             patient,
             tps,
