@@ -615,3 +615,28 @@ def test_matches_the_phantom_oracle(visits: list[Visit]) -> None:
     assume(not seen_cr or mine.date == visits[-1].date)
     assert ours.best_overall_response == oracle.best_overall_response
     assert ours.pd_date == oracle.progression_date
+
+
+@pytest.mark.parametrize(
+    ("sizes", "days", "expected"),
+    [
+        # DOMAIN table "best overall response and confirmation", with confirm=true
+        ((50, 0, 0), (0, 56, 112), "CR"),  # CR, CR -> CR
+        ((50, 0, 30), (0, 56, 112), "SD"),  # CR, PR (lesion back: PD) -> SD, duration met
+        ((50, 0, 30), (0, 28, 56), "PD"),  # CR, then back before the SD duration -> PD
+        ((50, 30, 40), (0, 56, 112), "SD"),  # PR, SD -> SD
+        ((50, 0, 40), (0, 56, 112), "SD"),  # CR, SD (lesion back: PD) -> SD, duration met
+        ((50, 30, 70), (0, 56, 112), "SD"),  # PR, PD -> SD, duration met
+        ((50, 30, 70), (0, 28, 56), "PD"),  # PR, PD -> PD, duration not met
+        ((50, 30, None), (0, 56, 112), "SD"),  # PR, NE -> SD, duration met
+        ((50, 30, None), (0, 28, 112), "NE"),  # PR, NE -> NE, duration not met
+        ((50, 30, 0), (0, 56, 112), "PR"),  # PR, CR -> PR
+        ((50, 30, 30), (0, 56, 112), "PR"),  # PR, PR -> PR
+        ((50, None, None), (0, 56, 112), "NE"),  # NE, NE -> NE
+    ],
+)
+def test_bor_confirmation_table(
+    sizes: tuple[float | None, ...], days: tuple[int, ...], expected: str
+) -> None:
+    r = assess_recist("P", _course(*sizes, days=days), RecistSettings(confirm=True))
+    assert r.best_overall_response == expected, [t.overall_response for t in r.timepoints]
