@@ -186,3 +186,21 @@ def test_usage_errors(tmp_path: Path) -> None:
     table = _write(tmp_path, TABLE)
     assert main(["assess", str(tmp_path), "--measurements", str(table), "-o", "x"]) == 2
     assert main(["assess", "--measurements", str(tmp_path / "none.csv"), "-o", "x"]) == 3
+
+
+def test_patient_dir_with_an_unreadable_study_is_a_failure(tmp_path: Path) -> None:
+    """A time point that cannot be measured: the patient is not assessed (a missing
+    time point would change the answer), the reason is written, the exit code is 1."""
+    patient = tmp_path / "PX"
+    (patient / "T0").mkdir(parents=True)
+    (patient / "T0" / "notes.txt").write_text("not DICOM")
+    out = tmp_path / "out"
+    assert main(["assess", str(patient), "-o", str(out), "-q"]) == 1
+    doc = json.loads((out / "assessment.json").read_text())
+    assert doc["patients"] == {}
+    assert set(doc["failures"]) == {"PX", "PX/T0"}
+    assert "PX/T0" in doc["failures"]["PX"]
+    assert _rows(out / "timepoints.csv") == []
+    assert not list(tmp_path.glob(".out.tmp-*"))
+    # a PATIENT_DIR without sub-folders is a path error
+    assert main(["assess", str(patient / "T0"), "-o", str(tmp_path / "o2")]) == 3

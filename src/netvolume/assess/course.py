@@ -24,6 +24,7 @@ from netvolume.assess.recist import (
     PatientRecist,
     RecistSettings,
     assess_recist,
+    lesion_pieces,
     target_sum_mm,
 )
 from netvolume.assess.tgr import TGRSettings, growth_rates
@@ -206,11 +207,7 @@ def _target_volume(tp: TimePoint, target_ids: Sequence[str]) -> float | None:
     obs = {o.lesion_id: o for o in tp.observations}
     total = 0.0
     for tid in target_ids:
-        pieces = [
-            o
-            for o in obs.values()
-            if (o.lesion_id == tid and o.split_from is None) or o.split_from == tid
-        ]
+        pieces = lesion_pieces(obs, tid)
         if not pieces:
             return None
         for p in pieces:

@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from netvolume.assess._checks import exact
 from netvolume.assess._records import NONTARGET_STATUSES, Observation, TimePoint
 from netvolume.errors import AssessmentInputError
 
@@ -73,6 +74,7 @@ __all__ = [
     "RecistSettings",
     "TimePointResponse",
     "assess_recist",
+    "lesion_pieces",
     "natural_key",
     "target_sum_mm",
 ]
@@ -292,11 +294,6 @@ def natural_key(text: str) -> tuple[Any, ...]:
     )
 
 
-def _exact(value: float) -> Fraction:
-    """The decimal a float prints as, exactly (``16.5`` -> 33/2, ``0.1`` -> 1/10)."""
-    return Fraction(repr(float(value)))
-
-
 def _pct(value: Fraction, reference: Fraction) -> Fraction:
     return (value - reference) / reference * 100
 
@@ -353,7 +350,7 @@ def _validate(patient_id: str, tps: Sequence[TimePoint]) -> None:
                 o.ld_mm is not None
                 and o.sa_mm is not None
                 and o.ld_mm > 0
-                and _exact(o.sa_mm) > _exact(o.ld_mm) + _AXIS_TOLERANCE_MM
+                and exact(o.sa_mm) > exact(o.ld_mm) + _AXIS_TOLERANCE_MM
             ):
                 raise AssessmentInputError(
                     f"{where}: sa_mm={o.sa_mm!r} is longer than ld_mm={o.ld_mm!r}",
@@ -402,11 +399,11 @@ class _Baseline:
 
 
 def _classify_baseline(patient_id: str, tp: TimePoint, s: RecistSettings) -> _Baseline:
-    thick = None if tp.slice_thickness_mm is None else _exact(tp.slice_thickness_mm)
-    min_ld = _exact(s.min_measurable_mm)
-    if thick is not None and thick > _exact(s.thick_slice_mm):
+    thick = None if tp.slice_thickness_mm is None else exact(tp.slice_thickness_mm)
+    min_ld = exact(s.min_measurable_mm)
+    if thick is not None and thick > exact(s.thick_slice_mm):
         min_ld = max(min_ld, 2 * thick)
-    node_path, node_meas = _exact(s.node_pathological_sa_mm), _exact(s.node_measurable_sa_mm)
+    node_path, node_meas = exact(s.node_pathological_sa_mm), exact(s.node_measurable_sa_mm)
 
     measurable: list[tuple[Observation, Fraction]] = []
     nontargets: list[LesionDecision] = []
@@ -452,7 +449,7 @@ def _classify_baseline(patient_id: str, tp: TimePoint, s: RecistSettings) -> _Ba
                         decision(o, "non_target", None, "node present but short axis not measured")
                     )
                 continue
-            sa = _exact(o.sa_mm)
+            sa = exact(o.sa_mm)
             if sa < node_path:
                 not_recorded.append(
                     decision(
@@ -478,7 +475,7 @@ def _classify_baseline(patient_id: str, tp: TimePoint, s: RecistSettings) -> _Ba
                 )
                 nontargets.append(decision(o, "non_target", None, why))
                 continue
-            ld = _exact(o.ld_mm)
+            ld = exact(o.ld_mm)
             if ld == 0:
                 not_recorded.append(decision(o, "not_recorded", ld, "absent at baseline"))
             elif ld < min_ld:
@@ -584,8 +581,9 @@ def _classify_baseline(patient_id: str, tp: TimePoint, s: RecistSettings) -> _Ba
 # --------------------------------------------------------------------------- follow-up
 
 
-def _pieces(obs: dict[str, Observation], lesion_id: str) -> list[Observation]:
-    """A recorded lesion at a follow-up: its own row (if any) and its fragments."""
+def lesion_pieces(obs: dict[str, Observation], lesion_id: str) -> list[Observation]:
+    """What a lesion is at a time point (``obs``: observations by id): its own row, if
+    any, and the fragments that split from it."""
     return [
         o
         for o in obs.values()
@@ -597,13 +595,13 @@ def _piece_value(o: Observation, nodal: bool, s: RecistSettings) -> Fraction | N
     """The RECIST measure of one piece, or None when it was not measured."""
     if o.merged_into is not None:
         return Fraction(0)
-    if o.ld_mm is not None and _exact(o.ld_mm) == 0:
+    if o.ld_mm is not None and exact(o.ld_mm) == 0:
         return Fraction(0)
     value = o.sa_mm if nodal else o.ld_mm
     if value is not None:
-        return _exact(value)
+        return exact(value)
     if o.too_small:
-        return _exact(s.too_small_mm)
+        return exact(s.too_small_mm)
     return None
 
 
@@ -613,11 +611,11 @@ def _piece_gone(o: Observation, nodal: bool, s: RecistSettings) -> bool | None:
         return True
     if o.nontarget_status == "absent":
         return True
-    if o.ld_mm is not None and _exact(o.ld_mm) == 0:
+    if o.ld_mm is not None and exact(o.ld_mm) == 0:
         return True
     if nodal:
         if o.sa_mm is not None:
-            return _exact(o.sa_mm) < _exact(s.node_pathological_sa_mm)
+            return exact(o.sa_mm) < exact(s.node_pathological_sa_mm)
         return False if o.too_small or o.nontarget_status is not None else None
     if o.ld_mm is not None or o.too_small or o.nontarget_status is not None:
         return False
@@ -628,12 +626,12 @@ def _present(o: Observation, s: RecistSettings) -> bool:
     """A lesion that counts as there (for new lesions and reappearance)."""
     if o.merged_into is not None or o.nontarget_status == "absent":
         return False
-    if o.ld_mm is not None and _exact(o.ld_mm) == 0:
+    if o.ld_mm is not None and exact(o.ld_mm) == 0:
         return False
     if o.nodal:
         if o.sa_mm is None:
             return not o.too_small
-        return _exact(o.sa_mm) >= _exact(s.node_pathological_sa_mm)
+        return exact(o.sa_mm) >= exact(s.node_pathological_sa_mm)
     return True
 
 
@@ -649,7 +647,7 @@ def target_sum_mm(
     obs = {o.lesion_id: o for o in tp.observations}
     total = Fraction(0)
     for t in targets:
-        pieces = _pieces(obs, t.lesion_id)
+        pieces = lesion_pieces(obs, t.lesion_id)
         if not pieces:
             return None
         for p in pieces:
@@ -681,7 +679,7 @@ def _target_response(
     missing: list[str] = []
     all_gone = True
     for t in base.targets:
-        pieces = _pieces(obs, t.lesion_id)
+        pieces = lesion_pieces(obs, t.lesion_id)
         if not pieces:
             missing.append(t.lesion_id)
             all_gone = False
@@ -709,7 +707,7 @@ def _target_response(
             notes.append(f"target {p.lesion_id} merged into {p.merged_into}: counted 0 mm")
 
     nadir = min(state.sod_history)
-    pd_pct, pd_min = _exact(s.pd_pct), _exact(s.pd_min_mm)
+    pd_pct, pd_min = exact(s.pd_pct), exact(s.pd_min_mm)
 
     def progressed(sod: Fraction) -> bool:
         if nadir == 0:
@@ -730,7 +728,7 @@ def _target_response(
         return "PD", total, total
     if all_gone:
         return "CR", total, total
-    if _pct(total, state.sod_history[0]) <= _exact(s.pr_pct):
+    if _pct(total, state.sod_history[0]) <= exact(s.pr_pct):
         return "PR", total, total
     return "SD", total, total
 
@@ -743,7 +741,7 @@ def _nontarget_response(
     obs = {o.lesion_id: o for o in tp.observations}
     statuses: list[str] = []
     for nt in base.nontargets:
-        pieces = _pieces(obs, nt.lesion_id)
+        pieces = lesion_pieces(obs, nt.lesion_id)
         if not pieces:
             statuses.append("not_evaluated")
             notes.append(f"non-target {nt.lesion_id} not evaluated")
@@ -765,7 +763,7 @@ def _nontarget_response(
                         and base_ld
                         and p.split_from is None
                         and p.ld_mm is not None
-                        and _exact(p.ld_mm) >= _exact(s.nontarget_pd_ld_ratio) * _exact(base_ld)
+                        and exact(p.ld_mm) >= exact(s.nontarget_pd_ld_ratio) * exact(base_ld)
                     ):
                         status = "unequivocal_progression"
                         notes.append(
@@ -777,7 +775,7 @@ def _nontarget_response(
                 status == "absent"
                 and nt.nodal
                 and p.sa_mm is not None
-                and not (_exact(p.sa_mm) < _exact(s.node_pathological_sa_mm))
+                and not (exact(p.sa_mm) < exact(s.node_pathological_sa_mm))
             ):
                 raise AssessmentInputError(
                     f"non-target node {p.lesion_id} at {tp.date.isoformat()}: "
@@ -1036,7 +1034,7 @@ def assess_recist(
     course = tps[idx:]
     base = _classify_baseline(patient_id, course[0], s)
     base_sod = sum(
-        (_exact(d.size_mm) for d in base.targets if d.size_mm is not None),
+        (exact(d.size_mm) for d in base.targets if d.size_mm is not None),
         start=Fraction(0),
     )
     state = _State(sod_history=[base_sod])

@@ -144,10 +144,6 @@ class _Row:
         return number, False
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def read_measurement_table(path: str | Path) -> dict[str, PatientCourse]:
     """Read a measurement table into one :class:`PatientCourse` per patient.
 
@@ -175,7 +171,8 @@ def read_measurement_table(path: str | Path) -> dict[str, PatientCourse]:
             "measurement table not found", files=[path], hint="give the path of a CSV file"
         )
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw_bytes = path.read_bytes()
+        text = raw_bytes.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputPathError(
             f"cannot read the measurement table: {exc}",
@@ -273,7 +270,7 @@ def read_measurement_table(path: str | Path) -> dict[str, PatientCourse]:
                 raise row.error("baseline", f"differs from line {prev[1]} for the same scan")
 
     courses: dict[str, PatientCourse] = {}
-    digest = _sha256(path)
+    digest = hashlib.sha256(raw_bytes).hexdigest()
     for patient, by_date in per_patient.items():
         tps = tuple(
             TimePoint(

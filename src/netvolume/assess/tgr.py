@@ -73,6 +73,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
+from netvolume.assess._checks import as_date, check_size
 from netvolume.errors import AssessmentInputError
 
 __all__ = [
@@ -124,22 +125,13 @@ _INCLUSIVE = ("high", "low")
 # --------------------------------------------------------------------------- validation
 
 
-def _check_size(value: object, name: str) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AssessmentInputError(
-            f"{name} must be a number, got {value!r}",
-            tag=name,
-            hint="give the size as a number (mm for diameters, mL for volumes)",
-        )
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise AssessmentInputError(
-            f"{name} must be a finite number >= 0, got {value!r}",
-            tag=name,
-            hint="correct the measurement; a lesion that has disappeared counts as 0",
-        )
-    return number
+def _size(value: object, name: str) -> float:
+    return check_size(
+        value,
+        name,
+        unit="mm or mL",
+        hint="correct the measurement; a lesion that has disappeared counts as 0",
+    )
 
 
 def _check_months(months: object) -> float:
@@ -190,19 +182,6 @@ def _check_kind(kind: object) -> str:
     return str(kind)
 
 
-def _as_date(value: object, name: str) -> datetime.date:
-    """Return a :class:`datetime.date` (a datetime is reduced to its date)."""
-    if isinstance(value, datetime.datetime):
-        return value.date()
-    if isinstance(value, datetime.date):
-        return value
-    raise AssessmentInputError(
-        f"{name} must be a datetime.date, got {value!r}",
-        tag=name,
-        hint="give the scan date as datetime.date (parse ISO strings with date.fromisoformat)",
-    )
-
-
 def _check_window(window: object, name: str, *, positive: bool) -> tuple[float, float]:
     if not isinstance(window, Sequence) or isinstance(window, str) or len(window) != 2:
         raise AssessmentInputError(f"{name} must be a pair (low, high), got {window!r}", tag=name)
@@ -238,7 +217,7 @@ def months_between(start: datetime.date, end: datetime.date) -> float:
     Ferté C et al. Clin Cancer Res 2014;20:246-252 (PMID 24240109), the R script's
     ``t = days * 12 / 365.25``.
     """
-    days = (_as_date(end, "end") - _as_date(start, "start")).days
+    days = (as_date(end, "end") - as_date(start, "start")).days
     return days * 12 / 365.25
 
 
@@ -259,8 +238,8 @@ def _tgr(
     start: float, end: float, months: float, exponent: int, start_name: str, end_name: str
 ) -> tuple[float | None, str | None]:
     """``100 * (exp(exponent * ln(end / start) / months) - 1)`` with its edge-case note."""
-    start = _check_size(start, start_name)
-    end = _check_size(end, end_name)
+    start = _size(start, start_name)
+    end = _size(end, end_name)
     months = _check_months(months)
     if start == 0:
         return None, REASON_START_ZERO
@@ -369,8 +348,8 @@ def _sgr_dt(
     v1_ml: float, v2_ml: float, days: float
 ) -> tuple[float | None, float | None, tuple[str, ...]]:
     """SGR per day, DT in days, and the notes explaining any ``None`` or sign."""
-    v1 = _check_size(v1_ml, "v1_ml")
-    v2 = _check_size(v2_ml, "v2_ml")
+    v1 = _size(v1_ml, "v1_ml")
+    v2 = _size(v2_ml, "v2_ml")
     interval = _check_days(days)
     if v1 == 0:
         return None, None, (REASON_START_ZERO,)
@@ -648,10 +627,10 @@ def growth_rate(
     2007;67:3970.
     """
     kind = _check_kind(kind)
-    start_date = _as_date(start[0], "start_date")
-    end_date = _as_date(end[0], "end_date")
-    start_value = _check_size(start[1], "start_value")
-    end_value = _check_size(end[1], "end_value")
+    start_date = as_date(start[0], "start_date")
+    end_date = as_date(end[0], "end_date")
+    start_value = _size(start[1], "start_value")
+    end_value = _size(end[1], "end_value")
     days = (end_date - start_date).days
     if days <= 0:
         raise AssessmentInputError(
@@ -752,7 +731,7 @@ def growth_rates(
         raise AssessmentInputError(
             f"settings must be a TGRSettings, got {settings!r}", tag="settings"
         )
-    baseline = _as_date(baseline_date, "baseline_date")
+    baseline = as_date(baseline_date, "baseline_date")
     series: list[tuple[datetime.date, float | None]] = []
     for index, item in enumerate(values):
         try:
@@ -762,7 +741,7 @@ def growth_rates(
                 f"time point {index} must be a (date, value) pair, got {item!r}",
                 tag="values",
             ) from None
-        day = _as_date(raw_date, f"values[{index}] date")
+        day = as_date(raw_date, f"values[{index}] date")
         if series and day <= series[-1][0]:
             raise AssessmentInputError(
                 f"dates must be strictly increasing: {day.isoformat()} (time point {index}) "
@@ -770,7 +749,7 @@ def growth_rates(
                 tag="date",
                 hint="sort the time points by date and merge scans of the same day",
             )
-        value = None if raw_value is None else _check_size(raw_value, f"value on {day}")
+        value = None if raw_value is None else _size(raw_value, f"value on {day}")
         series.append((day, value))
     dates = [day for day, _ in series]
     if baseline not in dates:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from netvolume.assess._checks import as_date, check_size, exact
 from netvolume.errors import AssessmentInputError
 
 __all__ = [
@@ -75,27 +76,10 @@ PD_VOLUME_RATIO_EXACT = Fraction(1728, 1000)
 RESPONSE_ORDER: tuple[str, ...] = ("CR", "PR", "SD", "PD")
 
 
-def _exact(x: float) -> Fraction:
-    """The decimal a float prints as, as an exact rational."""
-    return Fraction(repr(float(x)))
-
-
 def _check_volume(value: object, name: str) -> float:
-    """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AssessmentInputError(
-            f"{name} must be a number (mL), got {value!r}",
-            tag=name,
-            hint="give the volume in mL, or None when the time point was not evaluated",
-        )
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise AssessmentInputError(
-            f"{name} must be a finite volume >= 0 mL, got {value!r}",
-            tag=name,
-            hint="correct the measurement; a disappeared tumour has volume 0",
-        )
-    return number
+    return check_size(
+        value, name, unit="mL", hint="correct the measurement; a disappeared tumour has volume 0"
+    )
 
 
 def _check_baseline(value: object, name: str = "baseline_ml") -> float:
@@ -214,7 +198,7 @@ def volumetric_response(
         )
     baseline = _check_baseline(baseline_ml)
     nadir = _check_volume(nadir_ml, "nadir_ml")
-    if _exact(nadir) > _exact(baseline):
+    if exact(nadir) > exact(baseline):
         raise AssessmentInputError(
             f"nadir_ml={nadir!r} exceeds baseline_ml={baseline!r}; the nadir includes the baseline",
             tag="nadir_ml",
@@ -228,15 +212,15 @@ def volumetric_response(
     if volume_ml is None:
         return "NE"
     volume = _check_volume(volume_ml, "volume_ml")
-    v = _exact(volume)
-    n = _exact(nadir)
-    if n > 0 and v >= _exact(settings.pd_ratio) * n:
+    v = exact(volume)
+    n = exact(nadir)
+    if n > 0 and v >= exact(settings.pd_ratio) * n:
         return "PD"
     if n == 0 and v > 0:
         return "PD"
     if v == 0:
         return "CR"
-    if v <= _exact(settings.pr_ratio) * _exact(baseline):
+    if v <= exact(settings.pr_ratio) * exact(baseline):
         return "PR"
     return "SD"
 
@@ -288,18 +272,6 @@ class VolumetricTimePoint:
             "new_lesions": self.new_lesions,
             "notes": list(self.notes),
         }
-
-
-def _as_date(value: object, name: str) -> datetime.date:
-    if isinstance(value, datetime.datetime):
-        return value.date()
-    if isinstance(value, datetime.date):
-        return value
-    raise AssessmentInputError(
-        f"{name} must be a datetime.date, got {value!r}",
-        tag=name,
-        hint="give the scan date as datetime.date (parse ISO strings with date.fromisoformat)",
-    )
 
 
 def volumetric_course(
@@ -369,7 +341,7 @@ def volumetric_course(
                 f"time point {index} must be a (date, volume) pair, got {item!r}",
                 tag="values",
             ) from None
-        day = _as_date(raw_date, f"values[{index}] date")
+        day = as_date(raw_date, f"values[{index}] date")
         if dates and day <= dates[-1]:
             raise AssessmentInputError(
                 f"dates must be strictly increasing: {day.isoformat()} (time point {index}) "

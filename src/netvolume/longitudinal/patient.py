@@ -360,6 +360,7 @@ def _observations(
     """Tracked lesions as Observation records, one TimePoint per study."""
     state: dict[str, str] = {}  # tracking id -> present / gone / merged:<id>
     parent: dict[str, str] = {}
+    seen: dict[str, Observation] = {}  # tracking id -> its last observation with a lesion
     tps: list[TimePoint] = []
     for t, study in enumerate(studies):
         lesion = {les.lesion_id: les for les in study.lesions}
@@ -390,38 +391,27 @@ def _observations(
                     source=f"{study.name} lesion {les.lesion_id}",
                 )
             )
+        for o in obs:
+            seen[o.lesion_id] = o
         listed = {o.lesion_id for o in obs}
         for tid, st in state.items():
             if tid in listed or st == "present":
                 continue
-            nodal = any(o.nodal for tp in tps for o in tp.observations if o.lesion_id == tid)
-            organ = next((o.organ for tp in tps for o in tp.observations if o.lesion_id == tid), "")
-            if st.startswith("merged:"):
-                obs.append(
-                    Observation(
-                        tid,
-                        organ,
-                        nodal,
-                        None,
-                        None,
-                        merged_into=st[7:],
-                        split_from=parent.get(tid),
-                        source=f"{study.name}: merged",
-                    )
+            last = seen[tid]
+            merged = st.startswith("merged:")
+            obs.append(
+                Observation(
+                    tid,
+                    last.organ,
+                    last.nodal,
+                    None if merged else 0.0,
+                    None if merged else 0.0,
+                    merged_into=st.removeprefix("merged:") if merged else None,
+                    split_from=parent.get(tid),
+                    volume_ml=None if merged else 0.0,
+                    source=f"{study.name}: " + ("merged" if merged else "not found (disappeared)"),
                 )
-            else:
-                obs.append(
-                    Observation(
-                        tid,
-                        organ,
-                        nodal,
-                        0.0,
-                        0.0,
-                        volume_ml=0.0,
-                        split_from=parent.get(tid),
-                        source=f"{study.name}: not found (disappeared)",
-                    )
-                )
+            )
         tps.append(
             TimePoint(
                 date=study.date,
