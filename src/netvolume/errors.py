@@ -41,6 +41,11 @@ Tree::
     │   ├── RoiNotFoundError      unknown ROI / segment name (also a SeriesSelectionError)
     │   ├── ContourError          empty, degenerate or non-planar RTSTRUCT contour
     │   └── MaskOverlapError      overlapping structures asked for in one label map
+    ├── AssessmentInputError      a longitudinal record that cannot be assessed
+    ├── RegistrationError         a registration that failed or is implausible
+    ├── ClinicalDataError         a clinical facts table with a bad column or value
+    ├── ProtocolError             a malformed trial protocol definition
+    ├── StatisticsInputError      data an outcome statistic cannot be computed on
     ├── VolumeError (also ValueError)  an invalid Volume (shape, affine, ...)
     └── KernelInputError (also ValueError)  bad array, spacing or option given to a kernel
         └── EmptyRegionError      a region (reference sphere, ...) with no voxel in it
@@ -56,6 +61,7 @@ from pathlib import Path
 __all__ = [
     "EXIT_CODES",
     "AssessmentInputError",
+    "ClinicalDataError",
     "ContourError",
     "ContradictoryQuantityError",
     "DicomReadError",
@@ -84,6 +90,7 @@ __all__ = [
     "NoImageSeriesError",
     "PatientMismatchError",
     "PixelDataError",
+    "ProtocolError",
     "QuantificationError",
     "RegistrationError",
     "RoiNotFoundError",
@@ -91,6 +98,7 @@ __all__ = [
     "SeriesNotFoundError",
     "SeriesSelectionError",
     "SingleSliceError",
+    "StatisticsInputError",
     "UncorrectedImageError",
     "UnsupportedUnitsError",
     "VolumeError",
@@ -305,6 +313,25 @@ class AssessmentInputError(NetVolumeError, ValueError):
 
 class RegistrationError(NetVolumeError):
     """An image registration that failed or did not converge to a plausible transform."""
+
+
+class ClinicalDataError(NetVolumeError, ValueError):
+    """A clinical facts table (CSV or JSON) that cannot be used: an unknown column, an
+    impossible value (age 300, a negative platelet count), an unreadable date, a
+    duplicated patient, two units of one fact that disagree. The message names the
+    file, the row (line number) and the field; never the patient's identifiers."""
+
+
+class ProtocolError(NetVolumeError, ValueError):
+    """A trial protocol definition (data file) that is malformed: an unknown fact or
+    imaging rule, an operator that does not exist, a criterion without its source, or a
+    protocol name that is not defined."""
+
+
+class StatisticsInputError(NetVolumeError, ValueError):
+    """Data an outcome statistic cannot be computed on: arrays of different lengths, a
+    negative time, an event indicator that is not 0/1, too few observations, a table of
+    counts with a negative cell, ..."""
 
 
 #: Exit codes of the ``netvolume`` command line (see ``netvolume --help``).
