@@ -36,7 +36,17 @@ _EPILOG = """exit codes: 0 ok, 1 data error, 2 usage error, 3 input path error,
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from netvolume.cli import assess, convert, mask, measure, phantom, scan
+    from netvolume.cli import (
+        analyse,
+        assess,
+        convert,
+        eligibility,
+        mask,
+        measure,
+        phantom,
+        protocols,
+        scan,
+    )
 
     parser = argparse.ArgumentParser(
         prog="netvolume",
@@ -48,7 +58,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (scan, convert, mask, measure, assess, phantom):
+    for module in (scan, convert, mask, measure, assess, protocols, eligibility, analyse, phantom):
         module.add_parser(sub)
     return parser
 

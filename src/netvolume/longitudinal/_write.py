@@ -58,23 +58,29 @@ class AssessOutputExistsError(InputPathError):
     """The output folder exists and may not be replaced."""
 
 
-def check_assess_output(out: str | os.PathLike[str], *, overwrite: bool) -> Path:
-    """Check that ``out`` may be written; return it as a Path."""
+def check_assess_output(
+    out: str | os.PathLike[str], *, overwrite: bool, marker: str = "assessment.json"
+) -> Path:
+    """Check that ``out`` may be written; return it as a Path.
+
+    An existing non-empty folder is replaced only with ``overwrite`` and only when it
+    holds ``marker`` (the file that marks an output of the same command)."""
     path = Path(out)
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         raise AssessOutputExistsError(
             "output exists and is not a folder", files=[path], hint="choose another -o"
         )
     if path.is_dir() and any(path.iterdir()):
-        if not (path / "assessment.json").is_file():
+        if not (path / marker).is_file():
             raise AssessOutputExistsError(
-                "output folder exists, is not empty and is not an assess output",
+                f"output folder exists, is not empty and is not an output of this command "
+                f"(no {marker})",
                 files=[path],
                 hint="choose a new folder",
             )
         if not overwrite:
             raise AssessOutputExistsError(
-                "output folder already holds an assessment",
+                f"output folder already holds an output of this command ({marker})",
                 files=[path],
                 hint="pass --overwrite to replace it",
             )
@@ -82,9 +88,11 @@ def check_assess_output(out: str | os.PathLike[str], *, overwrite: bool) -> Path
 
 
 @contextlib.contextmanager
-def output_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
+def output_folder(
+    out: str | os.PathLike[str], *, overwrite: bool = False, marker: str = "assessment.json"
+) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``out``, on failure it goes."""
-    path = check_assess_output(out, overwrite=overwrite)
+    path = check_assess_output(out, overwrite=overwrite, marker=marker)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -92,7 +100,7 @@ def output_folder(out: str | os.PathLike[str], *, overwrite: bool = False) -> It
     tmp.mkdir()
     try:
         yield tmp
-        check_assess_output(path, overwrite=overwrite)
+        check_assess_output(path, overwrite=overwrite, marker=marker)
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
             if old.exists():
