@@ -50,7 +50,7 @@ def ibi_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-o",
             str(out),
             "-q",
-        ]  # fmt: skip
+        ]
     )
     assert code == 0
     return out
@@ -183,7 +183,7 @@ def test_other_pipelines_on_the_same_imaging(
             table,
             "-o",
             out,
-        ]  # fmt: skip
+        ]
     )
     assert result.code == 0, result.err
     doc = json.loads((out / "analysis.json").read_text())
@@ -221,7 +221,7 @@ def test_eligibility_cli_with_imaging(
             ibi_out / "imaging",
             "-o",
             out,
-        ]  # fmt: skip
+        ]
     )
     assert result.code == 0
     assert "matched no clinical patient_id" in result.err
@@ -244,7 +244,7 @@ def test_eligibility_cli_with_imaging(
                 out,
                 "--overwrite",
                 "-q",
-            ]  # fmt: skip
+            ]
         ).code
         == 0
     )

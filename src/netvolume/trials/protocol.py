@@ -330,6 +330,8 @@ def _rule(table: Any, where: str) -> Rule:
         if not isinstance(value, bool):
             raise ProtocolError(f"{where}: review value must be true or false", tag="value")
         show = table.get("show", [])
+        if not isinstance(show, list):
+            raise ProtocolError(f"{where}: show must be a list of fact names, got {show!r}")
         for name in show:
             _fact(name, f"{where} show")
         evidence = table.get("imaging_evidence")
