@@ -35,7 +35,6 @@ met as not applicable ("pregnancy test: only for women of childbearing potential
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import tomllib
 from collections.abc import Mapping
@@ -466,8 +465,3 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
             "or give the path of a protocol .toml file",
         )
     return _load_cached(text)
-
-
-def as_date(value: Any) -> datetime.date | None:
-    """``value`` if it is a date, else None (helper for the engine)."""
-    return value if isinstance(value, datetime.date) else None
