@@ -503,8 +503,8 @@ def _plan_volumetric(
         "patient_id", "baseline_date", "baseline_liver_tumour_volume_ml",
         "baseline_liver_volume_ml", "baseline_n_liver_lesions", "baseline_sod_mm", "early_date",
         "early_liver_tumour_volume_ml", "early_n_liver_lesions", "early_sod_mm",
-        "early_volume_change_pct", "early_sod_change_pct", "tgr_diameter_pct_per_month",
-        "tgr_volume_pct_per_month", "volume_group", "cga_ug_l", "ki67_pct",
+        "early_volume_change_pct", "early_sod_change_pct", "tgr_first_diameter_pct_per_month",
+        "tgr_first_volume_pct_per_month", "volume_group", "cga_ug_l", "ki67_pct",
         "extra_abdominal_disease", *_OUTCOME_COLUMNS,
     )  # fmt: skip
     result = AnalysisResult(tables={"patients": (columns, rows)})
@@ -526,7 +526,7 @@ def _plan_volumetric(
     )
     _spearman(rows, "baseline_liver_tumour_volume_ml", "cga_ug_l", stats)
     _spearman(rows, "baseline_n_liver_lesions", "cga_ug_l", stats)
-    _spearman(rows, "tgr_diameter_pct_per_month", "ki67_pct", stats)
+    _spearman(rows, "tgr_first_diameter_pct_per_month", "ki67_pct", stats)
     _spearman(rows, "early_volume_change_pct", "early_sod_change_pct", stats)
     for r in rows:
         r["extra_abdominal_int"] = (
@@ -547,8 +547,8 @@ def _sod_and_tgr(img: ImagingFacts | None, early: ImagedScan | None) -> dict[str
         "baseline_sod_mm": None,
         "early_sod_mm": None,
         "early_sod_change_pct": None,
-        "tgr_diameter_pct_per_month": None,
-        "tgr_volume_pct_per_month": None,
+        "tgr_first_diameter_pct_per_month": None,
+        "tgr_first_volume_pct_per_month": None,
     }
     if img is None or img.timepoints is None:
         return out
@@ -563,7 +563,7 @@ def _sod_and_tgr(img: ImagingFacts | None, early: ImagedScan | None) -> dict[str
     for kind in ("diameter", "volume"):
         tgr = (img.tgr or {}).get(kind) or {}
         first = tgr.get("tgr_first") or {}
-        out[f"tgr_{kind}_pct_per_month"] = first.get("tgr_pct_per_month")
+        out[f"tgr_first_{kind}_pct_per_month"] = first.get("tgr_pct_per_month")
     return out
 
 
