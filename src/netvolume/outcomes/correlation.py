@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import stats
 
 from netvolume.errors import StatisticsInputError
+from netvolume.outcomes._checks import check_conf_level, z_quantile
 
 __all__ = ["Spearman", "spearman"]
 
@@ -79,23 +80,6 @@ class Spearman:
             "ci_method": self.ci_method,
             "note": self.note,
         }
-
-
-def _check_conf_level(conf_level: float) -> float:
-    if isinstance(conf_level, bool) or not isinstance(conf_level, int | float | np.floating):
-        raise StatisticsInputError(
-            f"conf_level must be a number in (0, 1), got {conf_level!r}",
-            tag="conf_level",
-            hint="e.g. 0.95 for a 95% confidence interval",
-        )
-    level = float(conf_level)
-    if not (0.0 < level < 1.0):
-        raise StatisticsInputError(
-            f"conf_level must be in (0, 1), got {level!r}",
-            tag="conf_level",
-            hint="e.g. 0.95 for a 95% confidence interval",
-        )
-    return level
 
 
 def _values(values: Any, name: str) -> FloatArray:
@@ -174,7 +158,7 @@ def spearman(
     1957;44:470; Bonett & Wright, Psychometrika 2000;65:23;
     https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.spearmanr.html
     """
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     a = _values(x, "x")
     b = _values(y, "y")
     if a.size != b.size:
@@ -213,7 +197,7 @@ def spearman(
         lower = upper = rho
         note = "|rho| = 1: the Fisher-z interval is degenerate"
     else:
-        z = float(special.ndtri(0.5 + 0.5 * level))
+        z = z_quantile(level)
         centre = math.atanh(rho)
         half = z * math.sqrt(_FHP_FACTOR / (n - 3))
         lower = math.tanh(centre - half)

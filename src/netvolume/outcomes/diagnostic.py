@@ -44,6 +44,7 @@ import numpy.typing as npt
 from scipy import special, stats
 
 from netvolume.errors import StatisticsInputError
+from netvolume.outcomes._checks import check_conf_level, z_quantile
 
 __all__ = [
     "DiagnosticAccuracy",
@@ -57,28 +58,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 CiTransform = Literal["none", "logit"]
-
-
-def _check_conf_level(conf_level: float) -> float:
-    if isinstance(conf_level, bool) or not isinstance(conf_level, int | float | np.floating):
-        raise StatisticsInputError(
-            f"conf_level must be a number in (0, 1), got {conf_level!r}",
-            tag="conf_level",
-            hint="e.g. 0.95 for a 95% confidence interval",
-        )
-    level = float(conf_level)
-    if not (0.0 < level < 1.0):
-        raise StatisticsInputError(
-            f"conf_level must be in (0, 1), got {level!r}",
-            tag="conf_level",
-            hint="e.g. 0.95 for a 95% confidence interval",
-        )
-    return level
-
-
-def _z(conf_level: float) -> float:
-    """Two-sided standard normal quantile, z = Phi^-1((1 + level) / 2)."""
-    return float(special.ndtri(0.5 + 0.5 * conf_level))
 
 
 def _check_count(value: Any, name: str) -> int:
@@ -155,7 +134,7 @@ def wilson_interval(successes: int, n: int, *, conf_level: float = 0.95) -> tupl
     Wilson, JASA 1927;22:209; Newcombe, Stat Med 1998;17:857 (method 3);
     https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.binomtest.html
     """
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     x = _check_count(successes, "successes")
     total = _check_count(n, "n")
     if total == 0:
@@ -168,7 +147,7 @@ def wilson_interval(successes: int, n: int, *, conf_level: float = 0.95) -> tupl
         raise StatisticsInputError(
             f"successes must be <= n, got {x} successes for n = {total}", tag="successes"
         )
-    z = _z(level)
+    z = z_quantile(level)
     p = x / total
     z2n = z * z / total
     centre = (p + z2n / 2.0) / (1.0 + z2n)
@@ -212,7 +191,7 @@ class Proportion:
         cls, successes: int, n: int, *, conf_level: float = 0.95, empty_note: str = "n = 0"
     ) -> Proportion:
         """successes / n with its Wilson interval; estimate None and a note if n = 0."""
-        level = _check_conf_level(conf_level)
+        level = check_conf_level(conf_level)
         if n == 0:
             return cls(None, successes, 0, None, None, level, "wilson", empty_note)
         lower, upper = wilson_interval(successes, n, conf_level=level)
@@ -287,7 +266,7 @@ class DiagnosticAccuracy:
         StatisticsInputError
             A negative or non-integer count, or an empty table.
         """
-        level = _check_conf_level(conf_level)
+        level = check_conf_level(conf_level)
         a = _check_count(tp, "tp")
         b = _check_count(fp, "fp")
         c = _check_count(fn, "fn")
@@ -513,7 +492,7 @@ def roc_auc(
     1988;44:837; Sun & Xu, IEEE Signal Process Lett 2014;21:1389; Robin et al., BMC
     Bioinformatics 2011;12:77; Qin & Hotilovac, Stat Methods Med Res 2008;17:207.
     """
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     if ci_transform not in ("none", "logit"):
         raise StatisticsInputError(
             f"ci_transform must be 'none' or 'logit', got {ci_transform!r}",
@@ -574,7 +553,7 @@ def roc_auc(
     else:
         var = float(np.var(v10, ddof=1) / pos.size + np.var(v01, ddof=1) / neg.size)
         se = math.sqrt(max(var, 0.0))
-        z = _z(level)
+        z = z_quantile(level)
         if se == 0.0 or auc in (0.0, 1.0):
             lower = upper = auc
             note = "DeLong variance is 0 (complete separation): the interval is degenerate"

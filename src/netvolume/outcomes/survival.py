@@ -48,9 +48,10 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import stats
 
 from netvolume.errors import StatisticsInputError
+from netvolume.outcomes._checks import check_conf_level, z_quantile
 
 __all__ = [
     "CoxResult",
@@ -74,28 +75,6 @@ _MEDIAN_TOL = 1e-12
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def _check_conf_level(conf_level: float) -> float:
-    if isinstance(conf_level, bool) or not isinstance(conf_level, int | float | np.floating):
-        raise StatisticsInputError(
-            f"conf_level must be a number in (0, 1), got {conf_level!r}",
-            tag="conf_level",
-            hint="e.g. 0.95 for a 95% confidence interval",
-        )
-    level = float(conf_level)
-    if not (0.0 < level < 1.0):
-        raise StatisticsInputError(
-            f"conf_level must be in (0, 1), got {level!r}",
-            tag="conf_level",
-            hint="e.g. 0.95 for a 95% confidence interval",
-        )
-    return level
-
-
-def _z(conf_level: float) -> float:
-    """Two-sided standard normal quantile, z = Phi^-1((1 + level) / 2)."""
-    return float(special.ndtri(0.5 + 0.5 * conf_level))
 
 
 def _numeric(values: Any, name: str, *, allow_bool: bool = False) -> FloatArray:
@@ -385,7 +364,7 @@ def kaplan_meier(
     Statistical Analysis of Failure Time Data, 2nd ed. 2002, sec. 1.4;
     https://lifelines.readthedocs.io/en/latest/fitters/univariate/KaplanMeierFitter.html
     """
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     if conf_type not in _CONF_TYPES:
         raise StatisticsInputError(
             f"conf_type must be one of {', '.join(_CONF_TYPES)}, got {conf_type!r}",
@@ -410,7 +389,7 @@ def kaplan_meier(
     std_err = np.zeros_like(survival)
     std_err[positive] = survival[positive] * np.sqrt(var_term[positive])
     survival[~positive] = 0.0
-    z = _z(level)
+    z = z_quantile(level)
     lower, upper = _km_bounds(survival, var_term, z, conf_type)
 
     return KaplanMeier(
@@ -884,7 +863,7 @@ def cox_ph(
     Harrell et al., Stat Med 1996;15:361; Therneau & Grambsch, Modeling Survival Data,
     2000; https://lifelines.readthedocs.io/en/latest/fitters/regression/CoxPHFitter.html
     """
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     if ties not in _TIES:
         raise StatisticsInputError(f"ties must be 'efron' or 'breslow', got {ties!r}", tag="ties")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
@@ -976,7 +955,7 @@ def cox_ph(
     coef = beta / scale
     cov = cov_std / np.outer(scale, scale)
     se = np.sqrt(np.diag(cov))
-    zq = _z(level)
+    zq = z_quantile(level)
     zstat = coef / se
     lr = max(0.0, 2.0 * (loglik - loglik_null))
     concordance = _concordance(t, e, xs @ beta)
