@@ -434,18 +434,37 @@ def _scan_age(
     return None
 
 
-def _check_measurable(
-    imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
-) -> CheckOutcome:
+def _latest_lesions(
+    imaging: ImagingFacts,
+    reference: datetime.date | None,
+    params: Mapping[str, Any],
+    *,
+    pet: bool,
+) -> tuple[ImagedScan, tuple[ImagedLesion, ...]] | CheckOutcome:
+    """The latest scan on or before ``reference`` and its lesions, or the outcome that
+    stops a check: no scan, a scan older than ``max_scan_age_days`` (when the check has
+    that parameter), no lesion measurements, or (with ``pet``) no SSTR PET."""
     scan = imaging.latest(reference)
     if scan is None:
         return _no_imaging(imaging, reference)
-    too_old = _scan_age(scan, reference, params)
-    if too_old is not None:
-        return too_old
-    lesions = _lesions_or_unknown(scan)
-    if isinstance(lesions, CheckOutcome):
-        return lesions
+    stop = _scan_age(scan, reference, params)
+    if stop is None:
+        lesions = _lesions_or_unknown(scan)
+        if isinstance(lesions, CheckOutcome):
+            return lesions
+        stop = _needs_pet(scan) if pet else None
+        if stop is None:
+            return scan, lesions
+    return stop
+
+
+def _check_measurable(
+    imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
+) -> CheckOutcome:
+    found = _latest_lesions(imaging, reference, params, pet=False)
+    if isinstance(found, CheckOutcome):
+        return found
+    scan, lesions = found
     organ = params.get("organ")
     pool = [les for les in lesions if organ is None or les.organ == organ]
     measurable = [les for les in pool if les.measurable]
@@ -502,18 +521,10 @@ def _lesion_progressive(
 def _check_uptake_lesion(
     imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
 ) -> CheckOutcome:
-    scan = imaging.latest(reference)
-    if scan is None:
-        return _no_imaging(imaging, reference)
-    too_old = _scan_age(scan, reference, params)
-    if too_old is not None:
-        return too_old
-    lesions = _lesions_or_unknown(scan)
-    if isinstance(lesions, CheckOutcome):
-        return lesions
-    no_pet = _needs_pet(scan)
-    if no_pet is not None:
-        return no_pet
+    found = _latest_lesions(imaging, reference, params, pet=True)
+    if isinstance(found, CheckOutcome):
+        return found
+    scan, lesions = found
     min_ld = params["min_ld_mm"]
     min_grade = params["min_krenning"]
     hits = [
@@ -571,18 +582,10 @@ def _check_uptake_lesion(
 def _check_sstr_fraction(
     imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
 ) -> CheckOutcome:
-    scan = imaging.latest(reference)
-    if scan is None:
-        return _no_imaging(imaging, reference)
-    too_old = _scan_age(scan, reference, params)
-    if too_old is not None:
-        return too_old
-    lesions = _lesions_or_unknown(scan)
-    if isinstance(lesions, CheckOutcome):
-        return lesions
-    no_pet = _needs_pet(scan)
-    if no_pet is not None:
-        return no_pet
+    found = _latest_lesions(imaging, reference, params, pet=True)
+    if isinstance(found, CheckOutcome):
+        return found
+    scan, lesions = found
     graded = [les for les in lesions if les.krenning_grade is not None]
     if not graded:
         return CheckOutcome(
@@ -609,12 +612,10 @@ def _check_sstr_fraction(
 def _check_lesion_count(
     imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
 ) -> CheckOutcome:
-    scan = imaging.latest(reference)
-    if scan is None:
-        return _no_imaging(imaging, reference)
-    lesions = _lesions_or_unknown(scan)
-    if isinstance(lesions, CheckOutcome):
-        return lesions
+    found = _latest_lesions(imaging, reference, params, pet=False)
+    if isinstance(found, CheckOutcome):
+        return found
+    scan, lesions = found
     n = len(lesions)
     big = sorted(
         (les for les in lesions if (les.ld_mm or 0.0) >= params["min_largest_ld_mm"]),
@@ -776,15 +777,10 @@ def _check_sstr_progression(
 def _check_without_uptake(
     imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
 ) -> CheckOutcome:
-    scan = imaging.latest(reference)
-    if scan is None:
-        return _no_imaging(imaging, reference)
-    lesions = _lesions_or_unknown(scan)
-    if isinstance(lesions, CheckOutcome):
-        return lesions
-    no_pet = _needs_pet(scan)
-    if no_pet is not None:
-        return no_pet
+    found = _latest_lesions(imaging, reference, params, pet=True)
+    if isinstance(found, CheckOutcome):
+        return found
+    scan, lesions = found
     limit = params["max_krenning"]
     cold = [
         les for les in lesions if les.krenning_grade is not None and les.krenning_grade <= limit
@@ -807,12 +803,10 @@ def _check_without_uptake(
 def _check_bone_lesions(
     imaging: ImagingFacts, reference: datetime.date | None, params: Mapping[str, Any]
 ) -> CheckOutcome:
-    scan = imaging.latest(reference)
-    if scan is None:
-        return _no_imaging(imaging, reference)
-    lesions = _lesions_or_unknown(scan)
-    if isinstance(lesions, CheckOutcome):
-        return lesions
+    found = _latest_lesions(imaging, reference, params, pet=False)
+    if isinstance(found, CheckOutcome):
+        return found
+    scan, lesions = found
     bone = [les for les in lesions if les.organ == "bone"]
     text = (
         f"{len(bone)} bone lesion(s) segmented on {scan.describe()}"
