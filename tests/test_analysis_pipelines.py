@@ -306,5 +306,6 @@ def test_pipeline_script_runs() -> None:
         text=True,
         check=False,
     )
-    assert proc.returncode == 0 and "--pipeline" not in proc.stdout.split("usage:")[0]
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: netvolume analyse")
     assert "--clinical" in proc.stdout

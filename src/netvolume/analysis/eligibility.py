@@ -12,8 +12,6 @@ undetermined), ``reason``, ``reference_date`` and the count of each status.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from netvolume._version import __version__
-from netvolume.io._atomic import atomic_path
+from netvolume.longitudinal._write import csv_bytes
 from netvolume.trials import (
     ClinicalCohort,
     Eligibility,
@@ -131,31 +129,19 @@ def eligibility_rows(
     return criteria, summary
 
 
-def _csv_bytes(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
-    return buf.getvalue().encode("utf-8")
-
-
-def _write(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_eligibility(folder: Path, run: EligibilityRun) -> None:
-    """Write ``criteria.csv``, ``summary.csv`` and ``eligibility.json`` into ``folder``."""
+    """Write ``criteria.csv``, ``summary.csv`` and ``eligibility.json`` into ``folder``
+    (the temporary folder of :func:`~netvolume.longitudinal._write.output_folder`, renamed
+    into place when complete)."""
     criteria, summary = eligibility_rows(run.results)
-    _write(folder / "criteria.csv", _csv_bytes(CRITERIA_COLUMNS, criteria))
-    _write(folder / "summary.csv", _csv_bytes(SUMMARY_COLUMNS, summary))
+    (folder / "criteria.csv").write_bytes(csv_bytes(CRITERIA_COLUMNS, criteria))
+    (folder / "summary.csv").write_bytes(csv_bytes(SUMMARY_COLUMNS, summary))
     doc = {
         "provenance": run.provenance(),
         "patients": [e.to_dict() for e in run.results],
     }
     text = json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"
-    _write(folder / "eligibility.json", text.encode("utf-8"))
+    (folder / "eligibility.json").write_bytes(text.encode("utf-8"))
 
 
 def run_eligibility(

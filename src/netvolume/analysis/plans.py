@@ -38,6 +38,7 @@ from netvolume.outcomes import (
     logrank_test,
     roc_auc,
     spearman,
+    wilson_interval,
 )
 from netvolume.trials import (
     ClinicalCohort,
@@ -215,8 +216,6 @@ def _spearman(rows: Sequence[Mapping[str, Any]], x: str, y: str, out: dict[str, 
 
 def _proportions(rows: Sequence[Mapping[str, Any]], out: dict[str, Any]) -> None:
     """Objective response rate (CR+PR) and disease control rate (CR+PR+SD), Wilson CIs."""
-    from netvolume.outcomes import wilson_interval
-
     known = [r for r in rows if r.get("bor") in ("CR", "PR", "SD", "PD", "NE")]
     n = len(known)
     for name, cats in (("orr", ("CR", "PR")), ("dcr", ("CR", "PR", "SD"))):
@@ -480,11 +479,11 @@ def _plan_volumetric(
         early = _scan_in_window(img, window)
         row.update(
             baseline_date=base.date if base else None,
-            baseline_liver_tumour_volume_ml=_ltv(base),
+            baseline_liver_tumour_volume_ml=base.liver_tumour_volume_ml if base else None,
             baseline_liver_volume_ml=base.liver_volume_ml if base else None,
             baseline_n_liver_lesions=base.n_liver_lesions if base else None,
             early_date=early.date if early else None,
-            early_liver_tumour_volume_ml=_ltv(early),
+            early_liver_tumour_volume_ml=early.liver_tumour_volume_ml if early else None,
             early_n_liver_lesions=early.n_liver_lesions if early else None,
         )
         b, e = row["baseline_liver_tumour_volume_ml"], row["early_liver_tumour_volume_ml"]
@@ -534,12 +533,6 @@ def _plan_volumetric(
         )
     _spearman(rows, "baseline_liver_tumour_volume_ml", "extra_abdominal_int", stats)
     return result
-
-
-def _ltv(scan: ImagedScan | None) -> float | None:
-    if scan is None or scan.liver_tumour_burden_pct is None or scan.liver_volume_ml is None:
-        return None
-    return scan.liver_tumour_burden_pct * scan.liver_volume_ml / 100
 
 
 def _sod_and_tgr(img: ImagingFacts | None, early: ImagedScan | None) -> dict[str, Any]:

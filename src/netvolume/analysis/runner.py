@@ -16,13 +16,9 @@ equal to ``patient_id`` (read, compared in memory, never written or logged).
 
 from __future__ import annotations
 
-import csv
 import datetime
-import io
 import json
-import logging
 import shutil
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +27,10 @@ from netvolume._version import __version__
 from netvolume.analysis.eligibility import run_eligibility, write_eligibility
 from netvolume.analysis.plans import PLANS, POPULATIONS, select_population
 from netvolume.errors import InputPathError, NetVolumeError, ProtocolError
-from netvolume.io._atomic import atomic_path
 from netvolume.trials import ClinicalCohort, ImagingFacts, load_protocol, read_clinical
 from netvolume.trials.imaging import read_imaging
 
 __all__ = ["PipelineRun", "match_patient_folders", "run_pipeline"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,36 +93,10 @@ def match_patient_folders(cohort_dir: Path, cohort: ClinicalCohort) -> dict[str,
     return out
 
 
-def _csv_bytes(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return buf.getvalue().encode("utf-8")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime.date):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _write(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def run_pipeline(
@@ -170,7 +137,7 @@ def run_pipeline(
     PipelineRun
     """
     from netvolume.longitudinal import assess_patient_dir
-    from netvolume.longitudinal._write import output_folder
+    from netvolume.longitudinal._write import csv_bytes, output_folder
 
     if name not in PLANS:
         raise ProtocolError(
@@ -226,7 +193,7 @@ def run_pipeline(
         run.analysed = [p.patient_id for p in patients]
         analysis = PLANS[name](protocol, patients, imaging)
         for table, (columns, rows) in analysis.tables.items():
-            _write(tmp / f"{table}.csv", _csv_bytes(columns, rows))
+            (tmp / f"{table}.csv").write_bytes(csv_bytes(columns, rows))
         doc = {
             "pipeline": name,
             "protocol": {
@@ -260,5 +227,5 @@ def run_pipeline(
             },
         }
         text = json.dumps(doc, indent=1, default=_json_default, allow_nan=False) + "\n"
-        _write(tmp / "analysis.json", text.encode("utf-8"))
+        (tmp / "analysis.json").write_bytes(text.encode("utf-8"))
     return run

@@ -115,7 +115,7 @@ def output_folder(
         raise
 
 
-def _csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
+def csv_bytes(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -126,12 +126,12 @@ def _csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
 
 def timepoints_csv(assessments: Sequence[PatientAssessment]) -> bytes:
     """``timepoints.csv``: one row per patient and scan (pre-baseline included)."""
-    return _csv(TIMEPOINT_COLUMNS, [row for a in assessments for row in a.rows])
+    return csv_bytes(TIMEPOINT_COLUMNS, [row for a in assessments for row in a.rows])
 
 
 def tracking_csv(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """``tracking.csv``: one row per lesion per study, and per disappeared / merged track."""
-    return _csv(TRACKING_COLUMNS, rows)
+    return csv_bytes(TRACKING_COLUMNS, rows)
 
 
 def assessment_json(

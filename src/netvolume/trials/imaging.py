@@ -104,6 +104,7 @@ class ImagedScan:
     overall_response: str | None
     new_lesions: tuple[str, ...] = ()
     liver_tumour_burden_pct: float | None = None
+    liver_tumour_volume_ml: float | None = None
     liver_volume_ml: float | None = None
     n_liver_lesions: int | None = None
     extrahepatic_disease: bool | None = None
@@ -252,6 +253,7 @@ def _one_assessment(root: Path, shown: Path) -> list[ImagingFacts]:
                         overall_response=tp.get("overall_response"),
                         new_lesions=tuple(tp.get("new_lesions") or ()),
                         liver_tumour_burden_pct=study_doc.get("liver_tumour_burden_pct"),
+                        liver_tumour_volume_ml=study_doc.get("liver_tumour_volume_ml"),
                         liver_volume_ml=study_doc.get("liver_volume_ml"),
                         n_liver_lesions=int(n_liver) if n_liver is not None else None,
                         extrahepatic_disease=study_doc.get("extrahepatic_disease"),
