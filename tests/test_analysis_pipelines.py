@@ -309,3 +309,23 @@ def test_pipeline_script_runs() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: netvolume analyse")
     assert "--clinical" in proc.stdout
+
+
+def test_altered_lesion_table_is_an_error(ibi_out: Path, tmp_path: Path) -> None:
+    """A non-finite number in an assess output is reported with its file, not read as
+    'not available'."""
+    from netvolume.errors import InputPathError
+    from netvolume.trials import read_imaging
+
+    folder = tmp_path / "P002"
+    shutil.copytree(ibi_out / "imaging" / "P002", folder)
+    assert len(read_imaging(folder)["P002"].scans) == 3
+    table = folder / "studies" / "T0" / "lesions.csv"
+    rows = _rows(table)
+    rows[0]["ld_mm"] = "nan"
+    with table.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(InputPathError, match=r"lesions\.csv line 2.*non-finite"):
+        read_imaging(folder)

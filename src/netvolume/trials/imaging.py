@@ -151,7 +151,9 @@ def _opt_float(text: str | None) -> float | None:
     if text is None or text.strip() == "":
         return None
     value = float(text)
-    return value if math.isfinite(value) else None
+    if not math.isfinite(value):  # measure never writes one: the file was altered
+        raise ValueError(f"non-finite number {text!r}")
+    return value
 
 
 def _opt_bool(text: str | None) -> bool | None:
@@ -163,26 +165,36 @@ def _opt_bool(text: str | None) -> bool | None:
 def _read_lesions(path: Path, study: str, tracks: Mapping[str, str]) -> tuple[ImagedLesion, ...]:
     lesions = []
     with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            measure_id = row["lesion_id"]
-            grade = row.get("krenning_grade", "")
-            lesions.append(
-                ImagedLesion(
-                    lesion_id=tracks.get(measure_id, f"{study}:{measure_id}"),
-                    measure_id=measure_id,
-                    study=study,
-                    organ=row.get("organ", "") or "unknown",
-                    nodal=_opt_bool(row.get("nodal")) is True,
-                    ld_mm=_opt_float(row.get("ld_mm")),
-                    sa_mm=_opt_float(row.get("sa_mm")),
-                    volume_ml=_opt_float(row.get("volume_ml")),
-                    measurable=_opt_bool(row.get("measurable")),
-                    krenning_grade=int(grade) if grade and grade.strip() else None,
-                    suv_max=_opt_float(row.get("suv_max")),
-                    tumour_to_liver=_opt_float(row.get("tumour_to_liver")),
-                )
-            )
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                lesions.append(_lesion(row, study, tracks))
+            except (KeyError, ValueError) as exc:
+                raise InputPathError(
+                    f"{path.name} line {line}: unreadable lesion row ({type(exc).__name__}: {exc})",
+                    files=[path],
+                    hint="re-run `netvolume assess`; lesions.csv is its output, not an input",
+                ) from None
     return tuple(lesions)
+
+
+def _lesion(row: Mapping[str, str], study: str, tracks: Mapping[str, str]) -> ImagedLesion:
+    """One ``lesions.csv`` row (``lesion_id`` is the label in that study's masks)."""
+    measure_id = row["lesion_id"]
+    grade = row.get("krenning_grade", "")
+    return ImagedLesion(
+        lesion_id=tracks.get(measure_id, f"{study}:{measure_id}"),
+        measure_id=measure_id,
+        study=study,
+        organ=row.get("organ", "") or "unknown",
+        nodal=_opt_bool(row.get("nodal")) is True,
+        ld_mm=_opt_float(row.get("ld_mm")),
+        sa_mm=_opt_float(row.get("sa_mm")),
+        volume_ml=_opt_float(row.get("volume_ml")),
+        measurable=_opt_bool(row.get("measurable")),
+        krenning_grade=int(grade) if grade and grade.strip() else None,
+        suv_max=_opt_float(row.get("suv_max")),
+        tumour_to_liver=_opt_float(row.get("tumour_to_liver")),
+    )
 
 
 def _tracking(path: Path) -> dict[str, dict[str, str]]:
