@@ -41,11 +41,13 @@ def _build_parser() -> argparse.ArgumentParser:
         analyse,
         assess,
         convert,
+        demo,
         eligibility,
         mask,
         measure,
         phantom,
         protocols,
+        run,
         scan,
     )
 
@@ -59,7 +61,19 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (scan, convert, mask, measure, assess, protocols, eligibility, analyse, phantom):
+    for module in (
+        run,
+        demo,
+        scan,
+        convert,
+        mask,
+        measure,
+        assess,
+        protocols,
+        eligibility,
+        analyse,
+        phantom,
+    ):
         module.add_parser(sub)
     return parser
 

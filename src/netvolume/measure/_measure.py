@@ -653,6 +653,7 @@ def measure_study(
             label_names={k: names[k - 1] for k in range(1, n + 1)},
         ),
         reference_series=reference_series,
+        inputs=inp,
     )
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netvolume.io.dicom import Series
 from netvolume.volume import Volume
+
+if TYPE_CHECKING:
+    from netvolume.measure._inputs import StudyInputs
 
 __all__ = ["LESION_COLUMNS", "LesionRecord", "ReferenceVOI", "StudyMeasurement"]
 
@@ -262,6 +265,11 @@ class StudyMeasurement:
     reference_series : Series or None
         The image series of the measurement grid, which DICOM SEG output references (not
         serialised).
+    inputs : StudyInputs or None
+        The loaded images (CT, PET in Bq/mL and SUV on its own grid, the PET-to-CT
+        transform), kept for pictures of the measurement such as the batch report's key
+        images (not serialised; ``StudyInputs.pet_on`` resamples the PET onto any part of
+        the grid).
     """
 
     study_dir: str
@@ -290,12 +298,19 @@ class StudyMeasurement:
     spleen_mask: Volume | None = field(default=None, repr=False, compare=False)
     lesion_labels: Volume | None = field(default=None, repr=False, compare=False)
     reference_series: Series | None = field(default=None, repr=False, compare=False)
+    inputs: StudyInputs | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The study facts (``study.json``), masks left out."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("liver_mask", "spleen_mask", "lesion_labels", "reference_series"):
+            if f.name in (
+                "liver_mask",
+                "spleen_mask",
+                "lesion_labels",
+                "reference_series",
+                "inputs",
+            ):
                 continue
             value = getattr(self, f.name)
             if f.name == "lesions":
