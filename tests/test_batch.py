@@ -487,3 +487,20 @@ def test_an_unreachable_scheduler_is_a_clear_error(cohort: Path, tmp_path: Path)
             tmp_path / "out",
             settings=BatchSettings(scheduler="tcp://127.0.0.1:9"),
         )
+
+
+def test_sr_tracking_uids_follow_a_lesion_over_time(batch_out: Path) -> None:
+    import highdicom as hd
+
+    for patient in sorted(batch_out.glob("studies/*")):
+        uid_of: dict[str, set[str]] = {}
+        for study in sorted(patient.iterdir()):
+            sr = hd.sr.srread(study / "measurements.sr.dcm")
+            groups = sr.content.get_volumetric_roi_measurement_groups()
+            assert groups, study
+            for g in groups:
+                uid_of.setdefault(str(g.tracking_identifier), set()).add(str(g.tracking_uid))
+        tracking = (batch_out / "assessments" / patient.name / "tracking.csv").read_text()
+        assert all(tid in tracking for tid in uid_of)
+        assert all(len(uids) == 1 for uids in uid_of.values()), uid_of
+        assert any(len(x) for x in uid_of.values())

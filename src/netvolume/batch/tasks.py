@@ -279,6 +279,7 @@ def write_study_srs(
             tracking=tracking.get(key, {}),
             time_point=roles.get(date or ""),
             time_point_date=date,
+            tracking_namespace=studies_dir.name,  # the patient key: one UID per lesion
         )
         written.append(key)
     return written
