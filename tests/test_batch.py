@@ -403,6 +403,7 @@ def test_kill_9_then_the_same_command_finishes_the_job(
             break
         assert time.monotonic() < deadline
     proc.wait(timeout=60)
+    proc.stdout.close()
     assert killed_after is not None and proc.returncode == -signal.SIGKILL
     # the interrupted state: complete study folders and maybe hidden temporaries
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)

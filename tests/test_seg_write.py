@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -516,7 +517,11 @@ def test_structure_inferred_from_label_names() -> None:
 def test_uids_are_deterministic(axial: Ref, tmp_path: Path) -> None:
     labels = _labels(axial)
     a = pydicom.dcmread(write_seg(labels, axial.series, path=tmp_path / "a.dcm"))
+    time.sleep(0.01)  # a clock stamp would now differ
     b = pydicom.dcmread(write_seg(labels, axial.series, path=tmp_path / "b.dcm"))
+    # the same inputs give the same bytes (no clock in ContentDate / InstanceCreationTime)
+    assert (tmp_path / "a.dcm").read_bytes() == (tmp_path / "b.dcm").read_bytes()
+    assert a.ContentDate == a.StudyDate and a.InstanceCreationTime == a.StudyTime
     assert a.SOPInstanceUID == b.SOPInstanceUID
     assert a.SeriesInstanceUID == b.SeriesInstanceUID
     assert a.SOPInstanceUID != a.SeriesInstanceUID

@@ -50,7 +50,7 @@ def best_sod_change_pct(timepoints: Sequence[Mapping[str, Any]]) -> float | None
     """
     values = []
     for tp in timepoints:
-        if tp.get("role") != "follow-up":
+        if tp.get("role") != "follow_up":
             continue
         v = tp.get("pct_from_baseline")
         if v is None or v == "":

@@ -136,7 +136,8 @@ class DaskExecutor:
         """Wait for the first finished future."""
         from distributed import wait
 
-        done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
+        with self.client.as_current():  # not the process's default client
+            done, pending = wait(list(futures), return_when="FIRST_COMPLETED")
         return set(done), set(pending)
 
     def result(self, future: Any) -> dict[str, Any]:

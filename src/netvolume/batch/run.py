@@ -900,7 +900,8 @@ def _run(
         and cohort_task["input_hash"] == cohort_hash
         and outputs_ok
     ):
-        counts["cohort"]["skipped"] += 1
+        total["cohort"], finished["cohort"] = 1, 0
+        note("cohort", "cohort", None, {"status": "skipped"})
         report = out / "report" / "index.html"
         result.report = str(report) if report.is_file() else None
         emit({"event": "cohort", "status": "skipped"})
@@ -942,8 +943,7 @@ def _run(
                 result_dir=str(out),
                 run_id=run_id,
             )
-        total["cohort"] = 1
-        finished["cohort"] = 0
+        total["cohort"], finished["cohort"] = 1, 0
         note("cohort", "cohort", None, cohort_res)
         emit({"event": "cohort", "status": cohort_res["status"], **summary})
     t_coord += time.perf_counter() - t0

@@ -436,6 +436,21 @@ def write_seg(
             pydicom_config.settings.writing_validation_mode,
         ) = old_modes
 
+    # highdicom stamps ContentDate / InstanceCreationDate with the clock; the study's date
+    # and time make the same inputs give the same bytes (a batch rerun, a Dask worker)
+    for keyword in ("ContentDate", "InstanceCreationDate"):
+        setattr(seg, keyword, str(seg.get("StudyDate") or seg.get(keyword)))
+    for keyword in ("ContentTime", "InstanceCreationTime"):
+        setattr(seg, keyword, str(seg.get("StudyTime") or seg.get(keyword)))
+    for item in seg.get("ContributingEquipmentSequence") or ():
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = f"{seg.ContentDate}{seg.ContentTime}"
+    # highdicom's DimensionOrganizationUID is random: derive it like the other UIDs
+    dim_uid = pydicom.uid.generate_uid(prefix=_UID_PREFIX, entropy_srcs=[*sources, "dimension"])
+    for seq in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in seg.get(seq) or ():
+            if "DimensionOrganizationUID" in item:
+                item.DimensionOrganizationUID = dim_uid
     with atomic_path(out_path, suffix=".dcm") as tmp:
         seg.save_as(tmp, enforce_file_format=True)
     return out_path
