@@ -505,3 +505,19 @@ def test_sr_tracking_uids_follow_a_lesion_over_time(batch_out: Path) -> None:
         assert all(tid in tracking for tid in uid_of)
         assert all(len(uids) == 1 for uids in uid_of.values()), uid_of
         assert any(len(x) for x in uid_of.values())
+
+
+def test_any_folder_layout_gives_the_same_results(
+    cohort: Path, batch_out: Path, key_file: Path, tmp_path: Path
+) -> None:
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for n, p in enumerate(sorted(cohort.rglob("*.dcm"))):
+        shutil.copy2(p, flat / f"{n:05d}.dcm")  # all four studies in one folder
+    shutil.copy2(cohort / "clinical.csv", flat / "clinical.csv")
+    out = tmp_path / "out"
+    result = run_batch(flat, out, settings=BatchSettings(jobs=2, pseudonym_key_file=str(key_file)))
+    assert result.ok, result.failures
+    assert result.counts["study"]["done"] == 4
+    assert _results(out) == _results(batch_out)
+    assert not (out / ".staging").exists()  # the per-study links are gone

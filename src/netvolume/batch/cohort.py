@@ -235,7 +235,7 @@ def run_cohort_stage(
                 },
             )
     t_analysis = time.perf_counter()
-    summary["tables"] = write_tables(store, out / "tables", patient_keys=patient_keys)
+    summary["tables"] = write_tables(store, out / "tables")
     t_tables = time.perf_counter()
     if write_report:
         from netvolume.report.html import write_report as _write_report
@@ -260,11 +260,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _patient_rows(store: Store, patient_keys: Sequence[str]) -> list[dict[str, Any]]:
+def _patient_rows(store: Store) -> list[dict[str, Any]]:
     rows = []
     for p in store.rows("patients"):
-        if p["patient_key"] not in patient_keys:
-            continue
         studies = store.db.execute(
             "SELECT study_date FROM studies WHERE patient_key = ? ORDER BY study_date",
             (p["patient_key"],),
@@ -286,8 +284,10 @@ def _patient_rows(store: Store, patient_keys: Sequence[str]) -> list[dict[str, A
     return rows
 
 
-def write_tables(store: Store, folder: Path, *, patient_keys: Sequence[str]) -> list[str]:
+def write_tables(store: Store, folder: Path) -> list[str]:
     """Write every exported store table as CSV and Parquet, plus ``failures.csv``.
+
+    Every row of the store is written, patients that failed included.
 
     The folder is built beside ``folder`` and renamed into place. ``patients.csv`` carries
     :data:`PATIENT_SUMMARY_COLUMNS`; ``failures.csv`` is the failed tasks (stage,
@@ -309,7 +309,7 @@ def write_tables(store: Store, folder: Path, *, patient_keys: Sequence[str]) -> 
         cols = store.columns(name)
         if name == "patients":
             cols = cols + list(PATIENT_SUMMARY_COLUMNS)
-            rows = _patient_rows(store, patient_keys)
+            rows = _patient_rows(store)
         else:
             rows = store.rows(name)
         tables[name] = (cols, rows)

@@ -584,6 +584,7 @@ def run_batch(
             _run(store, export, outp, s, clinical, result, emit, cleaned)
         finally:
             store.close()
+            shutil.rmtree(outp / ".staging", ignore_errors=True)  # links of mixed folders
     result.seconds = time.perf_counter() - started
     emit({"event": "finished", **result.to_dict()})
     return result

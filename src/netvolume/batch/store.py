@@ -42,7 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from netvolume.errors import NetVolumeError
+from netvolume.errors import InputPathError
 
 __all__ = [
     "LATEST_VERSION",
@@ -55,8 +55,9 @@ __all__ = [
 ]
 
 
-class StoreError(NetVolumeError):
-    """The cohort store cannot be used (made by a newer netvolume, corrupt, locked)."""
+class StoreError(InputPathError):
+    """The cohort store cannot be used (made by a newer netvolume, corrupt, locked): an
+    output-path problem (exit code 3)."""
 
 
 #: The ``lesions.csv`` columns stored per lesion and study (schema v1; a new column in
