@@ -97,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         from netvolume.batch.discover import discover
 
         n = discover(export).num_studies
-        # warm-up: numba's compilation cache, the page cache
-        batch(export, tmp / "warm", 2)
-        shutil.rmtree(tmp / "warm")
+        # warm-up: numba's compilation cache (the workers load it) and the page cache
+        from netvolume.measure import measure_study
+
+        first = next(iter(discover(export).patients.values()))
+        study = next(iter(first.studies.values()))
+        measure_study(os.path.commonpath([str(Path(f.path).parent) for f in study.files]))
+        for f in export.rglob("*.dcm"):
+            f.read_bytes()
 
         rows: list[tuple[str, float]] = []
         if not args.no_baseline:
