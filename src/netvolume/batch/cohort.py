@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import io
 import json
 import math
 import os
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from netvolume.batch.store import TABLES, Store, insert
-from netvolume.errors import NetVolumeError
 
 __all__ = ["EXPORTED_TABLES", "best_sod_change_pct", "run_cohort_stage", "write_tables"]
 
@@ -250,16 +248,6 @@ def run_cohort_stage(
     return summary
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise NetVolumeError(f"non-finite number {value!r} in a table", tag="tables")
-        return repr(value)
-    return str(value)
-
-
 def _patient_rows(store: Store) -> list[dict[str, Any]]:
     rows = []
     for p in store.rows("patients"):
@@ -301,7 +289,7 @@ def write_tables(store: Store, folder: Path) -> list[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from netvolume.longitudinal._write import output_folder
+    from netvolume.longitudinal._write import csv_bytes, output_folder
 
     written: list[str] = []
     tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
@@ -327,12 +315,7 @@ def write_tables(store: Store, folder: Path) -> list[str]:
     tables["failures"] = (["stage", "patient_key", "study_key", "error_type", "message"], failures)
     with output_folder(folder, overwrite=True, marker="patients.csv") as tmp:
         for name, (cols, rows) in tables.items():
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerow(cols)
-            for r in rows:
-                w.writerow([_cell(r.get(c)) for c in cols])
-            (tmp / f"{name}.csv").write_text(buf.getvalue(), encoding="utf-8")
+            (tmp / f"{name}.csv").write_bytes(csv_bytes(cols, rows))
             arrays = {}
             for c in cols:
                 values = [r.get(c) for r in rows]

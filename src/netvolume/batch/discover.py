@@ -101,7 +101,8 @@ class Discovery:
     patients : dict of str -> FoundPatient
         Keyed by the real PatientID (never written).
     unused : dict of str -> str
-        Path -> reason (``not_dicom``, ``unreadable``, ``missing PatientID`` ...).
+        Path -> reason (``not_dicom``, ``unreadable``, ``unreadable folder``,
+        ``missing PatientID`` ...).
     num_files : int
         Files looked at.
     """
@@ -117,22 +118,25 @@ class Discovery:
         return sum(1 for p in self.patients.values() for s in p.studies.values() if s.has_images)
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, symbolic links followed, each real folder once."""
+def _walk(root: Path, unused: dict[str, str]) -> Iterator[Path]:
+    """Every file under ``root``, symbolic links followed, each real folder once; a folder
+    or entry that cannot be read is recorded in ``unused`` with its reason."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         folder = stack.pop()
         try:
             st = folder.stat()
-        except OSError:
+        except OSError as exc:
+            unused[str(folder)] = f"unreadable folder: {type(exc).__name__}"
             continue
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            unused[str(folder)] = f"unreadable folder: {type(exc).__name__}"
             continue
         subs = []
         for e in entries:
@@ -143,8 +147,8 @@ def _walk(root: Path) -> Iterator[Path]:
                     subs.append(Path(e.path))
                 elif e.is_file():
                     yield Path(e.path)
-            except OSError:
-                continue
+            except OSError as exc:
+                unused[e.path] = f"unreadable: {type(exc).__name__}"
         stack.extend(reversed(subs))
 
 
@@ -187,7 +191,7 @@ def discover(export_dir: str | os.PathLike[str]) -> Discovery:
     unused: dict[str, str] = {}
     dates: dict[tuple[str, str], list[str]] = defaultdict(list)
     n = 0
-    for path in _walk(root):
+    for path in _walk(root, unused):
         n += 1
         try:
             st = path.stat()

@@ -28,6 +28,7 @@ from typing import Any
 from netvolume.errors import InputPathError
 
 __all__ = [
+    "combine",
     "file_sha256",
     "hash_json",
     "new_pseudonym_key",

@@ -69,7 +69,7 @@ __all__ = ["BatchResult", "BatchSettings", "run_batch"]
 
 STORE_FILE = "netvolume.sqlite"
 LOCK_FILE = ".netvolume.lock"
-_TMP = re.compile(r"^\..+\.(tmp|old)-\d+(-[0-9a-f]+)?$")
+_TMP = re.compile(r"^\..+\.(tmp|old)-\d+$")
 
 Event = dict[str, Any]
 

@@ -7,10 +7,11 @@ exception, which is a netvolume bug) becomes ``{"status": "failed", "error_type"
 "message": ...}`` so that one study never stops the others.
 
 Crash safety: a task builds its whole result folder under a hidden temporary name beside
-the final one (``.<name>.tmp-<pid>-<random>``), writes ``task.json`` (its input hash)
-last, and renames the folder into place; a previous result is moved aside first and
-deleted after. A process killed at any point leaves either the old complete folder, the
-new complete folder, or a hidden temporary folder that the next run deletes.
+the final one (``.<name>.tmp-<pid>``, :func:`netvolume.longitudinal._write.output_folder`),
+writes ``task.json`` (its input hash) last, and renames the folder into place; a previous
+result is moved aside first (``.<name>.old-<pid>``) and deleted after. A process killed
+at any point leaves the old complete folder, the new complete folder, or a hidden
+temporary folder that the next run deletes.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
-import shutil
 import time
 import traceback
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from netvolume.errors import NetVolumeError
+from netvolume.longitudinal._write import output_folder
 
 __all__ = [
     "TASK_FILE",
@@ -36,7 +35,6 @@ __all__ = [
     "init_worker",
     "run_patient",
     "run_study",
-    "swap_into_place",
 ]
 
 #: Written last into every result folder: stage, item, input hash, version, timings.
@@ -115,21 +113,6 @@ def init_worker(threads: int) -> None:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
-def _tmp_beside(final: Path) -> Path:
-    return final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def swap_into_place(tmp: Path, final: Path) -> None:
-    """Rename the complete folder ``tmp`` to ``final``, replacing a previous result."""
-    old: Path | None = None
-    if final.exists() or final.is_symlink():
-        old = final.parent / f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _failure(exc: BaseException, started: float) -> dict[str, Any]:
     if isinstance(exc, NetVolumeError):
         error_type, message = type(exc).__name__, str(exc)
@@ -180,37 +163,33 @@ def run_study(spec: StudySpec) -> dict[str, Any]:
         ``message``.
     """
     started = time.perf_counter()
-    final = Path(spec.result_dir)
-    tmp = _tmp_beside(final)
     try:
         from netvolume.measure import MeasureSettings, measure_study, write_measurement
 
         settings = MeasureSettings().with_overrides(dict(spec.settings))
         m = measure_study(spec.source, settings=settings, register=spec.register)
         t_measure = time.perf_counter()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        write_measurement(m, tmp)
-        t_write = time.perf_counter()
-        if spec.key_images:
-            from netvolume.report.keyimage import render_key_images
+        with output_folder(spec.result_dir, overwrite=True, marker=TASK_FILE) as tmp:
+            write_measurement(m, tmp, overwrite=True)  # tmp is empty
+            t_write = time.perf_counter()
+            if spec.key_images:
+                from netvolume.report.keyimage import render_key_images
 
-            render_key_images(m, tmp / "keyimages")
-        t_key = time.perf_counter()
-        timings = {
-            "measure_s": t_measure - started,
-            "write_s": t_write - t_measure,
-            "key_images_s": t_key - t_write,
-        }
-        _write_task_file(tmp, "study", spec.study_key, spec.input_hash, timings)
-        swap_into_place(tmp, final)
+                render_key_images(m, tmp / "keyimages")
+            t_key = time.perf_counter()
+            timings = {
+                "measure_s": t_measure - started,
+                "write_s": t_write - t_measure,
+                "key_images_s": t_key - t_write,
+            }
+            _write_task_file(tmp, "study", spec.study_key, spec.input_hash, timings)
         return {
             "status": "done",
             "seconds": time.perf_counter() - started,
             "timings": timings,
             "n_lesions": len(m.lesions),
         }
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except Exception as exc:  # the folder's temporary is already gone (output_folder)
         return _failure(exc, started)
 
 
@@ -294,12 +273,9 @@ def run_patient(spec: PatientSpec) -> dict[str, Any]:
         As :func:`run_study`, with timings ``assess_s`` and ``sr_s``.
     """
     started = time.perf_counter()
-    final = Path(spec.result_dir)
-    tmp = _tmp_beside(final)
     try:
         from netvolume.longitudinal import assess_patient_dir
 
-        final.parent.mkdir(parents=True, exist_ok=True)
         studies = Path(spec.studies_dir)
         present = sorted(p.name for p in studies.iterdir() if p.is_dir() and p.name[0] != ".")
         if present != sorted(spec.study_keys):
@@ -308,25 +284,21 @@ def run_patient(spec: PatientSpec) -> dict[str, Any]:
                 files=[studies],
                 hint="run netvolume run again: it rebuilds the missing studies",
             )
-        result = assess_patient_dir(studies.resolve(), tmp, register=spec.register)
-        if result.failures:
-            raise NetVolumeError(
-                "; ".join(f"{k}: {v}" for k, v in sorted(result.failures.items())),
-                files=[studies],
+        with output_folder(spec.result_dir, overwrite=True, marker=TASK_FILE) as tmp:
+            result = assess_patient_dir(
+                studies.resolve(), tmp, register=spec.register, overwrite=True
             )
-        t_assess = time.perf_counter()
-        if spec.write_sr:
-            write_study_srs(studies, tmp, spec.study_keys)
-        t_sr = time.perf_counter()
-        timings = {"assess_s": t_assess - started, "sr_s": t_sr - t_assess}
-        _write_task_file(tmp, "patient", spec.patient_key, spec.input_hash, timings)
-        swap_into_place(tmp, final)
+            if result.failures:
+                raise NetVolumeError(
+                    "; ".join(f"{k}: {v}" for k, v in sorted(result.failures.items())),
+                    files=[studies],
+                )
+            t_assess = time.perf_counter()
+            if spec.write_sr:
+                write_study_srs(studies, tmp, spec.study_keys)
+            t_sr = time.perf_counter()
+            timings = {"assess_s": t_assess - started, "sr_s": t_sr - t_assess}
+            _write_task_file(tmp, "patient", spec.patient_key, spec.input_hash, timings)
         return {"status": "done", "seconds": time.perf_counter() - started, "timings": timings}
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except Exception as exc:  # the folder's temporary is already gone (output_folder)
         return _failure(exc, started)
-
-
-def spec_dict(spec: StudySpec | PatientSpec) -> dict[str, Any]:
-    """A spec as a plain dict (for logs and the JSON-lines stream)."""
-    return asdict(spec)

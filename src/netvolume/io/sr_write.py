@@ -92,7 +92,6 @@ import json
 import math
 import os
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +108,7 @@ from netvolume._version import __version__
 from netvolume.errors import InputPathError, NetVolumeError
 from netvolume.io._atomic import atomic_path
 from netvolume.io.dicom import _quiet_pydicom
-from netvolume.io.masks._seg_write import ANATOMIC_REGIONS, STRUCTURES
+from netvolume.io.masks._seg_write import ANATOMIC_REGIONS, STRUCTURES, lenient_source_values
 
 __all__ = [
     "PRIVATE_CODES",
@@ -926,7 +925,6 @@ def _build_sr(
 ) -> Any:
     import highdicom as hd
     from highdicom.coding_schemes import CodingSchemeIdentificationItem
-    from pydicom import config as pydicom_config
 
     content = _report(data, ids, time_point, time_point_date, namespace)
     evidence: list[Dataset] = [data.context]
@@ -959,19 +957,8 @@ def _build_sr(
         name="netvolume private codes",
         responsible_organization="netvolume",
     )
-    old_modes = (
-        pydicom_config.settings.reading_validation_mode,
-        pydicom_config.settings.writing_validation_mode,
-    )
     try:
-        with warnings.catch_warnings():
-            # highdicom copies patient/study attributes from the SEG; pydicom and
-            # highdicom then warn about the *source's* non-conformant values (a
-            # one-component PatientName, quoted in the message, which must not reach a
-            # log). The SR's own conformance is checked by dciodvfy in the tests.
-            pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-            pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
-            warnings.filterwarnings("ignore", message=".*intended person name.*")
+        with lenient_source_values():  # the SEG's patient attributes are copied
             sr = hd.sr.Comprehensive3DSR(
                 evidence=evidence,
                 content=content,
@@ -1000,11 +987,6 @@ def _build_sr(
             hint="check the SEG's headers with dciodvfy; write the folder again with "
             "'netvolume measure'",
         ) from exc
-    finally:
-        (
-            pydicom_config.settings.reading_validation_mode,
-            pydicom_config.settings.writing_validation_mode,
-        ) = old_modes
     # highdicom stamps the clock here; the study's date and time keep the file reproducible
     sr.InstanceCreationDate = DA(date)
     sr.InstanceCreationTime = TM(time)

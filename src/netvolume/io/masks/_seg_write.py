@@ -27,13 +27,14 @@ derived from the FrameOfReferenceUID and its TrackingID.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,36 @@ class Segment:
             )
 
 
+@contextlib.contextmanager
+def lenient_source_values() -> Iterator[None]:
+    """Let highdicom build an object from sources with non-conformant values, quietly.
+
+    highdicom copies the patient and study attributes of the source images (SEG) or of
+    the SEG (SR); pydicom and highdicom then warn about the *source's* non-conformant
+    values (a 69-character Siemens SoftwareVersions, a one-component PatientName quoted
+    in the message, which must not reach a log). pydicom's reading and writing
+    validation is set to IGNORE inside the block and restored after it. The written
+    object's own conformance is checked by dciodvfy in the tests.
+    """
+    from pydicom import config as pydicom_config
+
+    old_modes = (
+        pydicom_config.settings.reading_validation_mode,
+        pydicom_config.settings.writing_validation_mode,
+    )
+    try:
+        with warnings.catch_warnings():
+            pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+            pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
+            warnings.filterwarnings("ignore", message=".*intended person name.*")
+            yield
+    finally:
+        (
+            pydicom_config.settings.reading_validation_mode,
+            pydicom_config.settings.writing_validation_mode,
+        ) = old_modes
+
+
 def _is_valid_uid(value: object) -> bool:
     """True for a DICOM UID: dot-separated numbers without leading zeros, <= 64 chars."""
     return isinstance(value, str) and len(value) <= 64 and bool(_UID_RE.match(value))
@@ -389,21 +420,9 @@ def write_seg(
         )
 
     import highdicom as hd
-    from pydicom import config as pydicom_config
 
-    old_modes = (
-        pydicom_config.settings.reading_validation_mode,
-        pydicom_config.settings.writing_validation_mode,
-    )
     try:
-        with warnings.catch_warnings():
-            # highdicom copies patient/study attributes from the source images; pydicom and
-            # highdicom then warn about the *source's* non-conformant values (a 69-character
-            # Siemens SoftwareVersions; a one-component PatientName, quoted in the message,
-            # which must not reach a log). The SEG's own conformance is checked by dciodvfy.
-            pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-            pydicom_config.settings.writing_validation_mode = pydicom_config.IGNORE
-            warnings.filterwarnings("ignore", message=".*intended person name.*")
+        with lenient_source_values():
             seg = hd.seg.Segmentation(
                 source_images=source_images,
                 pixel_array=pixel_array,
@@ -430,11 +449,6 @@ def write_seg(
             files=series.files[:1],
             hint="check the reference series' headers (dciodvfy) and the segment definitions",
         ) from exc
-    finally:
-        (
-            pydicom_config.settings.reading_validation_mode,
-            pydicom_config.settings.writing_validation_mode,
-        ) = old_modes
 
     # highdicom stamps ContentDate / InstanceCreationDate with the clock; the study's date
     # and time make the same inputs give the same bytes (a batch rerun, a Dask worker)
