@@ -1,4 +1,5 @@
-"""The numeric core: connected components, lesion statistics, RECIST axes, SUVpeak.
+"""The numeric core: connected components, Euclidean dilation and erosion, lesion
+statistics, RECIST axes, SUVpeak.
 
 Pure functions on numpy arrays with an explicit ``spacing``; no DICOM, no
 :class:`~netvolume.volume.Volume`, no I/O. Everything that measures a lesion calls these.
@@ -31,6 +32,7 @@ import numpy as np
 from netvolume.errors import EmptyRegionError, KernelInputError
 from netvolume.kernels._axes import axes_per_label, row_extremes, row_extremes_runs
 from netvolume.kernels._label import OFFSETS, Runs, label_runs, paint_runs, write_labels
+from netvolume.kernels._morph import ball_offsets, bbox, connected_to, dilate_ball, erode_ball
 from netvolume.kernels._peak import peak_per_label, sphere_pattern
 from netvolume.kernels._runs import word_view
 from netvolume.kernels._stats import merge_chunks, stats_pass, stats_runs
@@ -42,7 +44,12 @@ __all__ = [
     "SphereStats",
     "SuvPeak",
     "axial_diameters",
+    "ball_offsets",
+    "bbox",
+    "connected_to",
+    "dilate_ball",
     "dust",
+    "erode_ball",
     "fill_holes",
     "label",
     "largest_component",
@@ -322,6 +329,20 @@ def fill_holes(mask: np.ndarray, *, connectivity: int = 6) -> np.ndarray:
         structure of ``connectivity``).
     """
     arr = _as_mask(mask)
+    if arr.ndim == 3:
+        # only the mask's bounding box grown by one voxel can hold a hole: the grown box's
+        # one-voxel shell is background and connected, so the answer inside it is the same
+        box = bbox(arr, margin=1)
+        if box is None:
+            return np.zeros(arr.shape, dtype=bool)
+        if math.prod(s.stop - s.start for s in box) < arr.size:
+            out = np.zeros(arr.shape, dtype=bool)
+            out[box] = _fill_holes_whole(arr[box], connectivity)
+            return out
+    return _fill_holes_whole(arr, connectivity)
+
+
+def _fill_holes_whole(arr: np.ndarray, connectivity: int) -> np.ndarray:
     conn = 4 if (arr.ndim == 2 and int(connectivity) == 6) else connectivity
     offsets = _connectivity_offsets(arr.ndim, conn)
     background = np.logical_not(arr)
@@ -389,9 +410,7 @@ class RegionStats:
     argmax: np.ndarray | None = None
 
 
-def _stats_raw(
-    labels: np.ndarray, n: int, values: np.ndarray | None
-) -> tuple[np.ndarray, ...]:
+def _stats_raw(labels: np.ndarray, n: int, values: np.ndarray | None) -> tuple[np.ndarray, ...]:
     words, per_word, ones = word_view(labels)
     bounds = _row_bounds(labels.shape[0] * labels.shape[1], n)
     with_values = values is not None
@@ -659,8 +678,16 @@ def lesion_table(
     def fill(xlo: np.ndarray, xhi: np.ndarray, offsets: np.ndarray) -> None:
         if nn:
             row_extremes_runs(
-                runs.row_ptr, runs.starts, runs.stops, runs.parent, ny, stats.bbox, offsets,
-                xlo, xhi, bounds,
+                runs.row_ptr,
+                runs.starts,
+                runs.stops,
+                runs.parent,
+                ny,
+                stats.bbox,
+                offsets,
+                xlo,
+                xhi,
+                bounds,
             )
 
     axes = _axes_core(stats.bbox, stats.voxels, sp, fill)

@@ -23,7 +23,7 @@ from netvolume._version import __version__
 from netvolume.errors import InputPathError, NetVolumeError
 from netvolume.io import masks as mask_io
 from netvolume.io.dicom import Series
-from netvolume.kernels import axial_diameters, region_stats, suv_peak
+from netvolume.kernels import axial_diameters, bbox, region_stats, suv_peak
 from netvolume.measure._inputs import StudyInputs, load_study
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
 from netvolume.measure._segment import SegmentationError, _dilate, _erode, block_mean, segment
@@ -148,13 +148,28 @@ class _Measurer:
             return None
         s, grid = self.s, self.grid
         radius = diameter_mm / 2.0
-        normal = mask & (lesions == 0)
         block = tuple(max(1, round(3.0 / v)) for v in grid.spacing)
-        frac = block_mean(normal.astype(np.uint8), block)  # type: ignore[arg-type]
-        lesc = block_mean((lesions > 0).astype(np.uint8), block) > 0  # type: ignore[arg-type]
         csp: tuple[float, float, float] = tuple(  # type: ignore[assignment]
             v * b for v, b in zip(grid.spacing, block, strict=True)
         )
+        # work on the organ's blocks, grown by the lesion margin and one block more (every
+        # block there is outside the organ, so not free, and the result is the whole
+        # grid's); c0 is the crop's first coarse index
+        mbox = bbox(mask)
+        assert mbox is not None
+        grow = [1 + math.ceil(s.reference_margin_mm / c) for c in csp]
+        n_blocks = [n // b for n, b in zip(grid.spatial_shape, block, strict=True)]
+        c0 = np.array(
+            [max(0, sl.start // b - g) for sl, b, g in zip(mbox, block, grow, strict=True)]
+        )
+        c1 = [
+            min(nb, -(-sl.stop // b) + g)
+            for sl, b, g, nb in zip(mbox, block, grow, n_blocks, strict=True)
+        ]
+        fbox = tuple(slice(a * b, e * b) for a, e, b in zip(c0, c1, block, strict=True))
+        normal = mask[fbox] & (lesions[fbox] == 0)
+        frac = block_mean(normal.view(np.uint8), block)  # type: ignore[arg-type]
+        lesc = block_mean((lesions[fbox] > 0).view(np.uint8), block) > 0  # type: ignore[arg-type]
         free = (frac >= 0.99) & ~_dilate(lesc, s.reference_margin_mm, csp)
         depth = np.asarray(ndi.distance_transform_edt(free, sampling=csp))
         need = radius + s.reference_margin_mm
@@ -162,22 +177,24 @@ class _Measurer:
         method = "sphere"
         if ok.any():
             idx = np.argwhere(ok).astype(np.float64)
+            depth_at = depth[tuple(idx.astype(int).T)]
+            idx += c0
             centres = grid.index_to_lps(idx * np.asarray(block) + (np.asarray(block) - 1) / 2.0)
             if organ == "liver":
                 # the right lobe: the patient's right is -x in LPS
                 right = centres[:, 0] <= float(np.median(centres[:, 0]))
                 if right.any():
                     idx, centres = idx[right], centres[right]
-            d = depth[tuple(idx.astype(int).T)]
-            best = int(np.argmax(d))  # first deepest in raster order: deterministic
+                    depth_at = depth_at[right]
+            best = int(np.argmax(depth_at))  # first deepest in raster order: deterministic
             centre = centres[best]
             box, sphere = _sphere_voxels(grid, centre, radius)
-            voi = sphere & normal[box]
+            voi = sphere & mask[box] & (lesions[box] == 0)
             centre_out: tuple[float, float, float] | None = tuple(float(v) for v in centre)  # type: ignore[assignment]
             radius_out: float | None = radius
         else:
             method = "eroded_mask"
-            full = _erode(normal, s.reference_margin_mm, grid.spacing) & ~_dilate(
+            full = _erode(mask & (lesions == 0), s.reference_margin_mm, grid.spacing) & ~_dilate(
                 lesions > 0, 10.0, grid.spacing
             )
             if not full.any():
@@ -410,7 +427,7 @@ def measure_study(
 
     # ---- number the lesions: organ order, then volume (largest first)
     n = len(organs)
-    counts = np.bincount(labels.ravel(), minlength=n + 1)[1:] if n else np.zeros(0, int)
+    counts = region_stats(labels, n, spacing=grid.spacing).voxels if n else np.zeros(0, int)
     order = sorted(range(n), key=lambda i: (ORGANS.index(organs[i]), -int(counts[i]), i))
     present = [i for i in order if counts[i] > 0]
     lut = np.zeros(n + 1, dtype=np.uint16)

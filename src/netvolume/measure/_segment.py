@@ -50,7 +50,15 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from netvolume.errors import NetVolumeError
-from netvolume.kernels import fill_holes, label, largest_component
+from netvolume.kernels import (
+    bbox,
+    connected_to,
+    dilate_ball,
+    erode_ball,
+    fill_holes,
+    label,
+    largest_component,
+)
 from netvolume.measure._settings import MeasureSettings
 from netvolume.volume import Volume
 
@@ -130,21 +138,14 @@ class CoarseGrid:
 
 def _dilate(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
     """Voxels whose centre is within ``radius_mm`` of a voxel of ``mask`` (Euclidean, in
-    mm; exact, via the distance transform, at a cost independent of the radius)."""
-    if radius_mm <= 0 or not mask.any():
-        return mask.copy()
-    d = ndi.distance_transform_edt(~mask, sampling=spacing)
-    return np.asarray(d <= radius_mm + 1e-9)
+    mm; exact, painted from the mask's surface: :func:`netvolume.kernels.dilate_ball`)."""
+    return dilate_ball(mask, radius_mm, spacing)
 
 
 def _erode(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
     """Voxels of ``mask`` farther than ``radius_mm`` from every background voxel (the image
-    outside counts as background)."""
-    if radius_mm <= 0 or not mask.any():
-        return mask.copy()
-    padded = np.pad(mask, 1, constant_values=False)
-    d = ndi.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
-    return np.asarray(d > radius_mm + 1e-9)
+    outside counts as background; :func:`netvolume.kernels.erode_ball`)."""
+    return erode_ball(mask, radius_mm, spacing)
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
@@ -204,15 +205,29 @@ class SegmentationError(NetVolumeError):
 
 
 def _components_touching(cand: np.ndarray, seed: np.ndarray, connectivity: int) -> np.ndarray:
-    """Voxels of ``cand`` connected to a voxel of ``seed & cand``."""
-    lab, n = label(cand, connectivity=connectivity)
-    if n == 0:
-        return np.zeros(cand.shape, dtype=bool)
-    hit = np.unique(lab[seed & cand])
-    hit = hit[hit > 0]
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[hit] = True
-    return keep[lab]
+    """Voxels of ``cand`` connected to a voxel of ``seed & cand`` (a flood fill)."""
+    return connected_to(cand, seed, connectivity=connectivity)
+
+
+def _in_box(region: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``fn`` applied to ``region``'s bounding box grown by one voxel, pasted back (for
+    operations whose result outside that box is the input's: erosion, hole filling, the
+    3 x 3 x 3 neighbour count)."""
+    box = bbox(region, margin=1)
+    out = np.zeros(region.shape, dtype=bool)
+    if box is not None:
+        out[box] = fn(region[box])
+    return out
+
+
+def _smooth_surface(region: np.ndarray) -> np.ndarray:
+    """Holes filled, then single noisy voxels neither stick out of the surface (they would
+    lengthen the long axis) nor dent it: a voxel with at most 8 of its 26 neighbours inside
+    leaves, one with at least 18 inside joins (symmetric, so a flat or gently curved
+    surface keeps its volume)."""
+    region = fill_holes(region, connectivity=6)
+    count = ndi.uniform_filter(region.astype(np.float32), 3, mode="constant") * 27.0
+    return np.asarray((region & (count > 9.5)) | (~region & (count > 18.5)))
 
 
 class _Segmenter:
@@ -437,7 +452,7 @@ class _Segmenter:
             if allowed is not None:
                 beyond &= allowed
             region = _components_touching(beyond, seed, self.s.connectivity)
-            interior = np.asarray(ndi.binary_erosion(region))
+            interior = _in_box(region, lambda r: np.asarray(ndi.binary_erosion(r)))
             if interior.sum() < 8:
                 break
             new = _median(sm[interior])
@@ -453,14 +468,7 @@ class _Segmenter:
                 break
             lesion_hu, bg_hu = new, new_bg
         if region.any():
-            region = fill_holes(region, connectivity=6)
-            # single noisy voxels must neither stick out of the surface (they would
-            # lengthen the long axis) nor dent it: a voxel with at most 8 of its 26
-            # neighbours inside leaves, one with at least 18 inside joins (symmetric, so a
-            # flat or gently curved surface keeps its volume)
-            count = ndi.uniform_filter(region.astype(np.float32), 3, mode="constant") * 27.0
-            region = (region & (count > 9.5)) | (~region & (count > 18.5))
-            region = _components_touching(region, region, self.s.connectivity)
+            region = _in_box(region, _smooth_surface)
         return region, lesion_hu, bg_hu
 
     @staticmethod
