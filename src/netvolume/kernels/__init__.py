@@ -34,7 +34,7 @@ from netvolume.kernels._axes import axes_per_label, row_extremes, row_extremes_r
 from netvolume.kernels._label import OFFSETS, Runs, label_runs, paint_runs, write_labels
 from netvolume.kernels._morph import ball_offsets, bbox, connected_to, dilate_ball, erode_ball
 from netvolume.kernels._peak import peak_per_label, sphere_pattern
-from netvolume.kernels._runs import word_view
+from netvolume.kernels._runs import threads_for, word_view
 from netvolume.kernels._stats import merge_chunks, stats_pass, stats_runs
 
 __all__ = [
@@ -246,7 +246,8 @@ def _paint(runs: Runs, keep: np.ndarray, out: np.ndarray, value: int) -> None:
         out3 = _as3d(out)
         item = out3.dtype.itemsize
         raw = out3.view(np.uint8)  # (nz, ny, nx * item)
-        paint_runs(raw, runs.row_ptr, runs.starts, runs.stops, runs.parent, keep, value, item)
+        with threads_for(out3.size):
+            paint_runs(raw, runs.row_ptr, runs.starts, runs.stops, runs.parent, keep, value, item)
 
 
 def largest_component(mask: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
@@ -415,7 +416,8 @@ def _stats_raw(labels: np.ndarray, n: int, values: np.ndarray | None) -> tuple[n
     bounds = _row_bounds(labels.shape[0] * labels.shape[1], n)
     with_values = values is not None
     vals = values if values is not None else np.zeros((1, 1, 1), np.float32)
-    iacc, facc, bad = stats_pass(labels, words, per_word, ones, n, vals, with_values, bounds)
+    with threads_for(labels.size):
+        iacc, facc, bad = stats_pass(labels, words, per_word, ones, n, vals, with_values, bounds)
     hits = bad[bad != 0]
     if hits.size:
         v = int(hits[0])

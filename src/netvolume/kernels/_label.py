@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from netvolume.kernels._runs import binary_row_runs, word_view
+from netvolume.kernels._runs import binary_row_runs, threads_for, word_view
 
 __all__ = ["OFFSETS", "Runs", "label_runs", "paint_runs", "write_labels"]
 
@@ -199,6 +199,11 @@ class Runs:
 
 def label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
     """Find the runs of a 3-D mask and label them (steps 1-4 of the module docstring)."""
+    with threads_for(mask3.size):
+        return _label_runs(mask3, offsets)
+
+
+def _label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
     nz, ny, nx = mask3.shape
     words, per_word, ones = word_view(mask3)
     counts = np.empty(nz * ny, np.int64)
@@ -212,7 +217,7 @@ def label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
         _fill_runs(mask3, words, per_word, ones, row_ptr, rs, re)
     parent = np.arange(nruns, dtype=np.int64)
     # slabs of whole slices with about as many runs each
-    plane_ptr = row_ptr[:: ny] if ny else np.zeros(1, np.int64)
+    plane_ptr = row_ptr[::ny] if ny else np.zeros(1, np.int64)
     n_slabs = max(1, min(numba.get_num_threads(), nz)) if nruns > 4096 else 1
     targets = np.linspace(0, nruns, n_slabs + 1)[1:-1]
     cuts = np.searchsorted(plane_ptr, targets, side="left")
@@ -226,4 +231,5 @@ def label_runs(mask3: np.ndarray, offsets: np.ndarray) -> Runs:
 def write_labels(runs: Runs, out: np.ndarray) -> None:
     """Write the labels of ``runs`` into the zero-initialised 3-D array ``out``."""
     if len(runs.parent):
-        _write(out, runs.row_ptr, runs.starts, runs.stops, runs.parent, runs.shape[1])
+        with threads_for(out.size):
+            _write(out, runs.row_ptr, runs.starts, runs.stops, runs.parent, runs.shape[1])

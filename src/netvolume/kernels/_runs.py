@@ -11,10 +11,34 @@ array.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 from numba import njit
 
-__all__ = ["binary_row_runs", "value_row_runs", "word_view"]
+__all__ = ["PARALLEL_MIN_VOXELS", "binary_row_runs", "threads_for", "value_row_runs", "word_view"]
+
+#: Arrays smaller than this run numba's parallel kernels on the calling thread alone: the
+#: work is then shorter than waking and joining the thread team (and far shorter when the
+#: other cores are busy, when a team's barrier waits for a time slice).
+PARALLEL_MIN_VOXELS = 1 << 21
+
+
+@contextmanager
+def threads_for(n_voxels: int) -> Iterator[None]:
+    """Within the block, numba's parallel kernels use one thread when ``n_voxels`` is below
+    :data:`PARALLEL_MIN_VOXELS`, else the threads already set (restored afterwards)."""
+    if n_voxels >= PARALLEL_MIN_VOXELS or numba.get_num_threads() == 1:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def word_view(arr: np.ndarray) -> tuple[np.ndarray, int, np.uint64]:
@@ -27,12 +51,7 @@ def word_view(arr: np.ndarray) -> tuple[np.ndarray, int, np.uint64]:
     ``value``: inside a region a whole word is then skipped with one comparison.
     """
     item = arr.dtype.itemsize
-    if (
-        arr.flags.c_contiguous
-        and arr.size > 0
-        and 8 % item == 0
-        and (arr.shape[2] * item) % 8 == 0
-    ):
+    if arr.flags.c_contiguous and arr.size > 0 and 8 % item == 0 and (arr.shape[2] * item) % 8 == 0:
         ones = sum(1 << (8 * item * k) for k in range(8 // item))
         return arr.view(np.uint64), 8 // item, np.uint64(ones)
     return np.zeros((1, 1, 1), np.uint64), 0, np.uint64(0)
