@@ -179,3 +179,23 @@ def test_fill_holes_in_box_equals_scipy() -> None:
         shell[tuple(slice(1, -1) for _ in shape)] = rng.random(tuple(s - 2 for s in shape)) < 0.4
         big[sl] = shell
         assert np.array_equal(kernels.fill_holes(big), ndimage.binary_fill_holes(big))
+
+
+@pytest.mark.parametrize("factor", [0, 10**9])
+def test_both_strategies_equal_distance_transform(
+    monkeypatch: pytest.MonkeyPatch, factor: int
+) -> None:
+    """Painting (factor 10**9: always cheaper) and the box's distance transform (factor 0)
+    must give the same answer; the automatic choice between them is only about speed."""
+    from netvolume.kernels import _morph
+
+    monkeypatch.setattr(_morph, "_PAINT_PER_EDT_VOXEL", factor)
+    rng = np.random.default_rng(factor % 97)
+    for sp in SPACINGS:
+        for r in (0.78, 2.0, 5.0):
+            m = np.zeros((20, 24, 26), bool)
+            m[3:17, 4:20, 2:24] = _blob(rng, (14, 16, 22))
+            if not m.any():
+                continue
+            assert np.array_equal(kernels.dilate_ball(m, r, sp), _edt_dilate(m, r, sp))
+            assert np.array_equal(kernels.erode_ball(m, r, sp), _edt_erode(m, r, sp))

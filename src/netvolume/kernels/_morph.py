@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numba
 import numpy as np
+import scipy.ndimage as ndi
 
 #: Tolerance (mm) added to the radius, so a neighbour exactly ``r`` away is inside the ball.
 RADIUS_TOLERANCE_MM = 1e-9
@@ -54,6 +55,42 @@ def ball_offsets(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
     return np.stack([g[keep] for g in grids], axis=1).astype(np.int64)
 
 
+#: Painting costs about this many times less per (surface voxel x ball voxel) than the
+#: distance transform per voxel of the box (measured on this project's 2-core machine:
+#: ~3.5 ns against ~55 ns); above, the box's distance transform is used instead.
+_PAINT_PER_EDT_VOXEL = 16
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_surface(src: np.ndarray, k: int, j: int, i: int) -> bool:
+    nk, nj, ni = src.shape
+    return (
+        (k > 0 and not src[k - 1, j, i])
+        or (k + 1 < nk and not src[k + 1, j, i])
+        or (j > 0 and not src[k, j - 1, i])
+        or (j + 1 < nj and not src[k, j + 1, i])
+        or (i > 0 and not src[k, j, i - 1])
+        or (i + 1 < ni and not src[k, j, i + 1])
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_surface(src: np.ndarray) -> int:
+    """True voxels of ``src`` with a false 6-neighbour inside the array."""
+    nk, nj, ni = src.shape
+    n = 0
+    for k in range(nk):
+        for j in range(nj):
+            for i in range(ni):
+                if src[k, j, i] and _is_surface(src, k, j, i):
+                    n += 1
+    return n
+
+
+def _paint_is_cheaper(src: np.ndarray, n_offsets: int) -> bool:
+    return _count_surface(src) * n_offsets < _PAINT_PER_EDT_VOXEL * src.size
+
+
 @numba.njit(cache=True, nogil=True)
 def _paint_balls(src: np.ndarray, offs: np.ndarray, out: np.ndarray, value: bool) -> None:
     """Set ``out`` to ``value`` in the ball (``offs``) around every surface voxel of ``src``
@@ -63,16 +100,7 @@ def _paint_balls(src: np.ndarray, offs: np.ndarray, out: np.ndarray, value: bool
     for k in range(nk):
         for j in range(nj):
             for i in range(ni):
-                if not src[k, j, i]:
-                    continue
-                if not (
-                    (k > 0 and not src[k - 1, j, i])
-                    or (k + 1 < nk and not src[k + 1, j, i])
-                    or (j > 0 and not src[k, j - 1, i])
-                    or (j + 1 < nj and not src[k, j + 1, i])
-                    or (i > 0 and not src[k, j, i - 1])
-                    or (i + 1 < ni and not src[k, j, i + 1])
-                ):
+                if not src[k, j, i] or not _is_surface(src, k, j, i):
                     continue
                 for q in range(n):
                     kk = k + offs[q, 0]
@@ -178,9 +206,13 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) ->
     if box is None:
         return out
     crop = np.ascontiguousarray(arr[box])
-    painted = crop.copy()
-    _paint_balls(crop, offs, painted, True)
-    out[box] = painted
+    if _paint_is_cheaper(crop, len(offs)):
+        painted = crop.copy()
+        _paint_balls(crop, offs, painted, True)
+        out[box] = painted
+    else:  # a large ball around a large surface: the box's distance transform is cheaper
+        d = ndi.distance_transform_edt(~crop, sampling=sp)
+        out[box] = d <= radius_mm + RADIUS_TOLERANCE_MM
     return out
 
 
@@ -211,9 +243,15 @@ def erode_ball(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> 
     if box is None:
         return out
     padded = np.pad(arr[box], 1, constant_values=False)
-    kept = padded.copy()
-    _paint_balls(~padded, ball_offsets(radius_mm, sp), kept, False)
-    out[box] = kept[1:-1, 1:-1, 1:-1]
+    offs = ball_offsets(radius_mm, sp)
+    background = ~padded
+    if _paint_is_cheaper(background, len(offs)):
+        kept = padded.copy()
+        _paint_balls(background, offs, kept, False)
+        out[box] = kept[1:-1, 1:-1, 1:-1]
+    else:
+        d = ndi.distance_transform_edt(padded, sampling=sp)[1:-1, 1:-1, 1:-1]
+        out[box] = d > radius_mm + RADIUS_TOLERANCE_MM
     return out
 
 

@@ -433,7 +433,13 @@ def measure_study(
     lut = np.zeros(n + 1, dtype=np.uint16)
     for new, old in enumerate(present, start=1):
         lut[old + 1] = new
-    labels = lut[labels] if n else labels
+    if n:
+        # renumber inside the lesions' box only: the rest of the grid stays 0
+        lbox = bbox(labels)
+        relabelled = np.zeros(labels.shape, dtype=np.uint16)
+        if lbox is not None:
+            relabelled[lbox] = lut[labels[lbox]]
+        labels = relabelled
     names_old = [imported_names.get(i + 1) for i in range(n)]
     organs = [organs[i] for i in present]
     detected = [detected[i] for i in present]
@@ -491,7 +497,11 @@ def measure_study(
     if thick is not None and thick > s.recist_thick_slice_mm:
         min_ld = max(min_ld, 2.0 * thick)
     records: list[LesionRecord] = []
-    objs = ndi.find_objects(labels) if n else []
+    objs = (
+        [tuple(slice(int(b[a]), int(b[a + 3])) for a in range(3)) for b in stats.bbox]
+        if stats is not None
+        else []
+    )
     peak_r = (3.0 * 1000.0 * s.suv_peak_sphere_ml / (4.0 * math.pi)) ** (1.0 / 3.0)
     for k in range(1, n + 1):
         assert stats is not None and axes is not None
@@ -601,8 +611,8 @@ def measure_study(
 
     # ---- the study
     vox_ml = grid.voxel_volume_ml
-    liver_ml = float(liver.sum() * vox_ml) if liver is not None else None
-    spleen_ml = float(spleen.sum() * vox_ml) if spleen is not None else None
+    liver_ml = float(np.count_nonzero(liver) * vox_ml) if liver is not None else None
+    spleen_ml = float(np.count_nonzero(spleen) * vox_ml) if spleen is not None else None
     liver_lesions = [r for r in records if r.organ == "liver"]
     lt_ml = float(sum(r.volume_ml for r in liver_lesions)) if liver is not None else None
     graded = [r for r in records if r.krenning_grade is not None]
@@ -678,7 +688,7 @@ def _mask_volume(mask: np.ndarray | None, grid: Volume, name: str) -> Volume | N
     if mask is None:
         return None
     return Volume(
-        mask.astype(np.uint8),
+        mask.view(np.uint8) if mask.dtype == np.bool_ else mask.astype(np.uint8),
         grid.affine,
         frame_of_reference_uid=grid.frame_of_reference_uid,
         units="label",
