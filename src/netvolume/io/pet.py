@@ -677,7 +677,31 @@ class _Rec:
     malformed_timing: tuple[str, ...] = ()
 
 
+#: The records of the last series read, keyed by its files' paths, sizes and mtimes:
+#: loading a series as Bq/mL and then as SUV (what a measurement does) reads the headers
+#: once.
+_LAST_RECORDS: list[tuple[tuple[Any, ...], list[_Rec]]] = []
+
+
 def _read_records(images: Sequence[_Image]) -> list[_Rec]:
+    """The record of every image, in ``images`` order (each file's header read once; the
+    last series' records are reused while its files are unchanged)."""
+    try:
+        key = tuple(
+            (str(im.path), im.frame, st.st_size, st.st_mtime_ns)
+            for im, st in ((im, im.path.stat()) for im in images)
+        )
+    except OSError:
+        key = None  # _read_headers raises the error naming the file
+    if key is not None and _LAST_RECORDS and _LAST_RECORDS[0][0] == key:
+        return list(_LAST_RECORDS[0][1])
+    recs = _read_headers(images)
+    if key is not None:
+        _LAST_RECORDS[:] = [(key, recs)]
+    return list(recs)
+
+
+def _read_headers(images: Sequence[_Image]) -> list[_Rec]:
     """Read the header of every file once; one record per image, in ``images`` order."""
     datasets: dict[Path, Dataset] = {}
     recs = []
