@@ -24,7 +24,11 @@ Stages (every threshold a field of :class:`~netvolume.measure.MeasureSettings`)
    differs from the parenchyma's median by more than ``liver_lesion_min_contrast_hu``;
    (PET): SUV above ``liver_pet_lesion_ratio`` times the liver median with no CT lesion.
 5. bone lesions: coarse voxels inside bone (``bone_min_hu``) differing from bone's median
-   by more than ``bone_lesion_min_contrast_hu``.
+   by more than ``bone_lesion_min_contrast_hu``; a lytic lesion is delineated half-way
+   between it and the bone and, on the other side, half-way between it and the muscle
+   and fat around the bone (so it cannot run on into them where it breaks the cortex); one
+   that still runs along the edge of the bone outline widened by a coarse voxel is
+   delineated again inside the outline itself.
 6. other lesions (PET): hot spots above ``pet_hotspot_min_suv`` and
    ``pet_hotspot_bg_ratio`` times the soft-tissue background, away from liver, spleen,
    kidneys and bone (``organ_spill_margin_mm``) and from the blood pool, whose CT is soft
@@ -430,8 +434,14 @@ class _Segmenter:
         *,
         adapt_bg: bool = False,
         sm: np.ndarray | None = None,
+        floor_hu: float | None = None,
     ) -> tuple[np.ndarray, float, float]:
         """The region at the half-way HU between lesion and ``bg_hu``, grown from ``seed``.
+
+        ``floor_hu``: for a lesion darker than its host but brighter than the tissue
+        beyond the host (a lytic bone lesion: bone, lesion, then muscle and fat), the
+        region also stops at the half-way HU between the lesion and ``floor_hu``, so it
+        cannot run on into the darker tissue outside.
 
         ``seed``, ``allowed``: bool arrays of the crop ``box``. Returns the crop mask (holes
         filled), the lesion's HU estimate (median of the mask's interior) and the
@@ -449,6 +459,8 @@ class _Segmenter:
         for _ in range(4):
             t = (bg_hu + lesion_hu) / 2.0
             beyond = (sm - t) * sign > 0
+            if floor_hu is not None and sign < 0 and lesion_hu > floor_hu:
+                beyond &= sm > (lesion_hu + floor_hu) / 2.0
             if allowed is not None:
                 beyond &= allowed
             region = _components_touching(beyond, seed, self.s.connectivity)
@@ -545,6 +557,8 @@ class _Segmenter:
         allowed_full: Callable[[tuple[slice, slice, slice]], np.ndarray],
         organ: str,
         hot: np.ndarray | None,
+        floor_hu: float | None = None,
+        narrow_full: Callable[[tuple[slice, slice, slice]], np.ndarray] | None = None,
     ) -> None:
         """Delineate every coarse candidate component against the host tissue's HU.
 
@@ -566,7 +580,15 @@ class _Segmenter:
             sign = 1.0 if float(np.median(self.ctc[cbox][comp])) > host_hu else -1.0
             sm = self._smoothed(box)
             seed = self._up_local(comp, cbox, box) & ((sm - host_hu) * sign > min_contrast_hu)
-            region, _, _ = self.delineate(seed, box, host_hu, allowed_full(box), sm=sm)
+            allowed = allowed_full(box)
+            region, _, _ = self.delineate(seed, box, host_hu, allowed, sm=sm, floor_hu=floor_hu)
+            if narrow_full is not None and self.leaks(region, allowed):
+                # it ran on along the edge of the allowed region (the partial-volume rim
+                # around a bone): delineate it again within the narrower region
+                narrow = narrow_full(box)
+                region, _, _ = self.delineate(
+                    seed & narrow, box, host_hu, narrow, sm=sm, floor_hu=floor_hu
+                )
             how = "ct"
             if hot is not None and bool(hot[cbox][_dilate(comp, self.sp[1], self.sp)].any()):
                 how = "ct+pet"
@@ -630,6 +652,15 @@ class _Segmenter:
         cand = inner & (np.abs(self.ctc - bone_hu) > s.bone_lesion_min_contrast_hu)
         hot = self.petc > self._hot_threshold() if self.petc is not None else None
         hull_wide = _dilate(hull, sp[1], sp)
+        floor: float | None = None
+        try:
+            # muscle and fat around the bone: a lytic lesion stops half-way to them
+            floor = self.est["bone_surroundings_hu"] = self.surroundings_hu(hull, "bone")
+        except SegmentationError:
+            self.notes.append(
+                "no tissue around the bone: lytic bone lesions are bounded by the bone "
+                "outline alone"
+            )
         self._ct_lesions(
             cand,
             bone_hu,
@@ -637,6 +668,8 @@ class _Segmenter:
             lambda b: self._up_local(hull_wide[self._coarse_of(b)], self._coarse_of(b), b),
             "bone",
             hot,
+            floor_hu=floor,
+            narrow_full=lambda b: self._up_local(hull[self._coarse_of(b)], self._coarse_of(b), b),
         )
         return hull
 
