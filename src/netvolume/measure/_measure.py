@@ -167,9 +167,9 @@ class _Measurer:
             for sl, b, g, nb in zip(mbox, block, grow, n_blocks, strict=True)
         ]
         fbox = tuple(slice(a * b, e * b) for a, e, b in zip(c0, c1, block, strict=True))
-        normal = mask[fbox] & (lesions[fbox] == 0)
-        frac = block_mean(normal.view(np.uint8), block)  # type: ignore[arg-type]
-        lesc = block_mean((lesions[fbox] > 0).view(np.uint8), block) > 0  # type: ignore[arg-type]
+        normal = (mask[fbox] > 0) & (lesions[fbox] == 0)
+        frac = block_mean(normal.astype(np.uint8), block)  # type: ignore[arg-type]
+        lesc = block_mean((lesions[fbox] > 0).astype(np.uint8), block) > 0  # type: ignore[arg-type]
         free = (frac >= 0.99) & ~_dilate(lesc, s.reference_margin_mm, csp)
         depth = np.asarray(ndi.distance_transform_edt(free, sampling=csp))
         need = radius + s.reference_margin_mm
@@ -184,17 +184,17 @@ class _Measurer:
                 # the right lobe: the patient's right is -x in LPS
                 right = centres[:, 0] <= float(np.median(centres[:, 0]))
                 if right.any():
-                    idx, centres = idx[right], centres[right]
-                    depth_at = depth_at[right]
+                    centres, depth_at = centres[right], depth_at[right]
             best = int(np.argmax(depth_at))  # first deepest in raster order: deterministic
             centre = centres[best]
             box, sphere = _sphere_voxels(grid, centre, radius)
-            voi = sphere & mask[box] & (lesions[box] == 0)
+            voi = sphere & (mask[box] > 0) & (lesions[box] == 0)
             centre_out: tuple[float, float, float] | None = tuple(float(v) for v in centre)  # type: ignore[assignment]
             radius_out: float | None = radius
         else:
             method = "eroded_mask"
-            full = _erode(mask & (lesions == 0), s.reference_margin_mm, grid.spacing) & ~_dilate(
+            normal_all = (mask > 0) & (lesions == 0)
+            full = _erode(normal_all, s.reference_margin_mm, grid.spacing) & ~_dilate(
                 lesions > 0, 10.0, grid.spacing
             )
             if not full.any():
