@@ -34,11 +34,14 @@ from netvolume.errors import (
 )
 from netvolume.io.dicom import Series, load, scan
 from netvolume.io.dicom_write import write_series
+from netvolume.io.masks._grid import label_values
 from netvolume.io.masks._seg_write import (
     ANATOMIC_REGIONS,
     STRUCTURES,
     Segment,
+    _segment_numbers,
     infer_structure,
+    load_seg_reference,
     write_seg,
 )
 from netvolume.volume import Volume
@@ -542,6 +545,60 @@ def test_uids_are_deterministic(axial: Ref, tmp_path: Path) -> None:
     renamed = labels.with_array(labels.array, label_names={**labels.label_names, 4: "L9"})
     d = pydicom.dcmread(write_seg(renamed, axial.series, path=tmp_path / "d.dcm"))
     assert d.SOPInstanceUID != a.SOPInstanceUID
+
+
+def test_one_reference_for_several_segs(axial: Ref, tmp_path: Path) -> None:
+    """A SegReference read once gives the bytes of a SEG written from the Series."""
+    labels = _labels(axial)
+    organs = labels.with_array(np.where(labels.array <= 2, labels.array, 0))
+    segs = [Segment(1, "liver", "liver"), Segment(2, "spleen", "spleen")]
+    reference = load_seg_reference(axial.folder)
+    assert reference.series.uid == axial.series.uid
+    for name, vol, segments in (("labels", labels, None), ("organs", organs, segs)):
+        shared = write_seg(vol, reference, segments, path=tmp_path / f"{name}_shared.dcm")
+        alone = write_seg(vol, axial.series, segments, path=tmp_path / f"{name}_alone.dcm")
+        assert shared.read_bytes() == alone.read_bytes()
+
+
+def _segment_numbers_slice_by_slice(array: np.ndarray, segs: list[Segment]) -> np.ndarray:
+    """The mapping as first written: np.unique and searchsorted on every slice."""
+    values = sorted({int(v) for k in range(len(array)) for v in np.unique(array[k])})
+    known = {s.label: n for n, s in enumerate(segs, start=1)}
+    numbers = np.array([known.get(v, 0) for v in values], dtype=np.uint8)
+    return numbers[np.searchsorted(np.array(values, dtype=array.dtype), array)]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int64])
+@pytest.mark.parametrize("order", ["identity", "permuted"])
+def test_segment_numbers_match_the_slice_by_slice_mapping(
+    axial: Ref, dtype: type, order: str
+) -> None:
+    rng = np.random.default_rng(3)
+    labels = [1, 2, 3, 4] if order == "identity" else [7, 300, 5, 2]
+    labels = [v for v in labels if v <= np.iinfo(dtype).max]
+    array = np.zeros((40, 9, 11), dtype=dtype)
+    array[5:33] = rng.choice([0, 0, 0, *labels[:-1]], size=(28, 9, 11))  # last one absent
+    array[20] = labels[0]  # a slice without background
+    segs = [Segment(v, f"s{v}") for v in labels]
+    out, present = _segment_numbers(array, segs, axial.series)
+    expected = _segment_numbers_slice_by_slice(array, segs)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
+    assert present == set(range(1, len(labels)))
+    assert (out is array) == (order == "identity" and dtype == np.uint8)
+    array[7, 3, 4] = 6
+    with pytest.raises(MaskError, match=r"label value\(s\) 6 occur"):
+        _segment_numbers(array, segs, axial.series)
+
+
+@pytest.mark.parametrize("slab", [1, 4, 32])
+def test_label_values(slab: int) -> None:
+    rng = np.random.default_rng(4)
+    for dtype in (np.bool_, np.uint8, np.uint16, np.int32):
+        array = (rng.random((13, 6, 5)) * 9).astype(dtype) * (rng.random((13, 6, 5)) < 0.2)
+        expected = sorted(int(v) for v in np.unique(array) if v != 0)
+        assert label_values(array, slab=slab) == expected
+    assert label_values(np.zeros((3, 2, 2), np.uint8), slab=slab) == []
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -19,7 +19,8 @@ import SimpleITK as sitk
 from scipy.spatial.transform import Rotation
 
 from netvolume.errors import VolumeError
-from netvolume.io.nifti import read_nifti, write_nifti
+from netvolume.io import nifti
+from netvolume.io.nifti import nifti_bytes, read_nifti, write_nifti, write_nifti_bytes
 from netvolume.volume import ORTHOGONALITY_TOL, Volume
 
 #: Array-order axes of a standard axial stack, as LPS unit vectors (columns k, j, i):
@@ -581,10 +582,29 @@ def test_nifti_round_trip(oblique, tmp_path: Path, suffix: str, which: str) -> N
     np.testing.assert_allclose(ras * [-1, -1, 1], vol.index_to_lps([1, 2, 4]), atol=1e-3)
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_write_nifti_gives_the_bytes_of_nibabel_save(oblique, tmp_path: Path, suffix: str) -> None:
+    """write_nifti encodes in memory and compresses in one zlib call: nibabel's bytes."""
+    labels = oblique[0].with_array(
+        (np.arange(5 * 6 * 7).reshape(5, 6, 7) % 4).astype(np.uint8),
+        units="label",
+        label_names={1: "liver", 2: "spleen", 3: "L1"},
+    )
+    for i, vol in enumerate((oblique[0], labels)):
+        ours = write_nifti(vol, tmp_path / f"ours{i}{suffix}")
+        theirs = tmp_path / f"nibabel{i}{suffix}"
+        nibabel.save(nifti.volume_to_nifti(vol), str(theirs))
+        assert ours.read_bytes() == theirs.read_bytes()
+        again = write_nifti_bytes(nifti_bytes(vol), tmp_path / f"bytes{i}{suffix}")
+        assert again.read_bytes() == theirs.read_bytes()
+
+
 @pytest.mark.parametrize("name", ["out.nii.gzip", "out.img", "out", "out.gz", "out.nii.bak"])
 def test_write_nifti_bad_name_raises(near_axial: Volume, tmp_path: Path, name: str) -> None:
     with pytest.raises(VolumeError, match=re.escape(repr(name))):
         write_nifti(near_axial, tmp_path / name)
+    with pytest.raises(VolumeError, match=re.escape(repr(name))):
+        write_nifti_bytes(b"", tmp_path / name)
     assert _names(tmp_path) == []
 
 
@@ -596,11 +616,10 @@ def test_write_nifti_upper_case_suffix(near_axial: Volume, tmp_path: Path) -> No
 def test_write_nifti_failure_leaves_nothing(
     near_axial: Volume, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(img, filename):
-        Path(filename).write_bytes(b"half-written")
-        raise OSError("disk full")
+    def boom(data, level, wbits):
+        raise OSError("disk full")  # the gzip header is written by then
 
-    monkeypatch.setattr(nibabel, "save", boom)
+    monkeypatch.setattr(nifti.zlib, "compress", boom)
     target = tmp_path / "vol.nii.gz"
     with pytest.raises(OSError, match="disk full"):
         write_nifti(near_axial, target)
@@ -615,10 +634,10 @@ def test_write_nifti_failure_keeps_existing_target(
     write_nifti(near_axial, target)
     before = target.read_bytes()
 
-    def boom(img, filename):
+    def boom(img):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(nibabel, "save", boom)
+    monkeypatch.setattr(nibabel.Nifti1Image, "to_bytes", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
         write_nifti(near_axial.with_array(near_axial.array + 1), target)
     assert target.read_bytes() == before

@@ -10,6 +10,8 @@ anatomical).
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -19,12 +21,22 @@ from netvolume.errors import InputPathError, VolumeError
 from netvolume.io._atomic import atomic_path
 from netvolume.volume import Provenance, Volume
 
-__all__ = ["LPS_TO_RAS", "read_nifti", "volume_to_nifti", "write_nifti"]
+__all__ = [
+    "LPS_TO_RAS",
+    "nifti_bytes",
+    "read_nifti",
+    "volume_to_nifti",
+    "write_nifti",
+    "write_nifti_bytes",
+]
 
 #: Flip of the first two world axes: LPS <-> RAS (its own inverse).
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Reverses array order (k, j, i) <-> NIfTI order (i, j, k) in a homogeneous index.
 _REVERSE = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
+#: The gzip member header nibabel (Python's GzipFile) writes at level 1: deflate, no file
+#: name, mtime 0, XFL 4 (fastest), OS 255 (unknown).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
 
 
 def volume_to_nifti(volume: Volume) -> nib.Nifti1Image:
@@ -92,6 +104,46 @@ def _label_table_xml(volume: Volume) -> bytes:
     return xml.encode("utf-8")
 
 
+def nifti_bytes(volume: Volume) -> bytes:
+    """The bytes of an uncompressed NIfTI-1 file (``.nii``) of the Volume.
+
+    :func:`write_nifti` is ``write_nifti_bytes(nifti_bytes(volume), path)``; the two steps
+    let a caller encode here and compress and write on another thread
+    (:func:`write_nifti_bytes` holds the GIL only briefly).
+    """
+    return volume_to_nifti(volume).to_bytes()
+
+
+def write_nifti_bytes(data: bytes, path: str | Path) -> Path:
+    """Write the bytes of a ``.nii`` file (:func:`nifti_bytes`), atomically.
+
+    Parameters
+    ----------
+    data
+        An uncompressed NIfTI-1 file.
+    path
+        Target file, ending in ``.nii`` or ``.nii.gz``; ``.nii.gz`` is gzip-compressed at
+        level 1 (nibabel's default) in one zlib call, which releases the GIL throughout.
+        Written to a temporary file in the same folder first and renamed, so no
+        half-written file is ever left behind.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    path = Path(path)
+    suffix = _nifti_suffix(path)
+    with atomic_path(path, suffix=suffix) as tmp, open(tmp, "wb") as fh:
+        if suffix == ".nii":
+            fh.write(data)
+        else:
+            fh.write(_GZIP_HEADER)
+            fh.write(zlib.compress(data, level=1, wbits=-15))
+            fh.write(struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
+    return path
+
+
 def write_nifti(volume: Volume, path: str | Path) -> Path:
     """Write a Volume as NIfTI-1 (``.nii`` or ``.nii.gz``), atomically.
 
@@ -100,26 +152,37 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     volume
         The Volume to write (any numeric dtype; booleans become uint8).
     path
-        Target file; the suffix chooses compression. Written to a temporary file in the
-        same folder first and renamed, so no half-written file is ever left behind.
+        Target file; the suffix chooses compression (``.nii.gz``: gzip level 1). Written
+        to a temporary file in the same folder first and renamed, so no half-written file
+        is ever left behind.
 
     Returns
     -------
     Path
         The path written.
+
+    Notes
+    -----
+    The file is encoded in memory (:func:`nifti_bytes`), then compressed in one piece,
+    which needs a second copy of the data for a moment. The file decodes to what
+    ``nibabel.save`` writes (same header, extensions and data; gzip with the same header
+    and deflate level).
     """
-    path = Path(path)
+    _nifti_suffix(Path(path))  # refuse a wrong name before encoding
+    return write_nifti_bytes(nifti_bytes(volume), path)
+
+
+def _nifti_suffix(path: Path) -> str:
+    """``".nii.gz"`` or ``".nii"``; a :class:`VolumeError` for any other file name."""
     name = path.name.lower()
-    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-        raise VolumeError(
-            f"NIfTI output must end in .nii or .nii.gz; got {path.name!r}",
-            hint="choose an output name like OUT.nii.gz",
-        )
-    img = volume_to_nifti(volume)
-    suffix = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
-    with atomic_path(path, suffix=suffix) as tmp:
-        nib.save(img, str(tmp))
-    return path
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    if name.endswith(".nii"):
+        return ".nii"
+    raise VolumeError(
+        f"NIfTI output must end in .nii or .nii.gz; got {path.name!r}",
+        hint="choose an output name like OUT.nii.gz",
+    )
 
 
 def read_nifti(

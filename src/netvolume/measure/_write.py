@@ -33,6 +33,7 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from netvolume.errors import InputPathError
-from netvolume.io.masks import Segment, write_seg
-from netvolume.io.nifti import write_nifti
+from netvolume.io.masks import Segment, SegReference, load_seg_reference, write_seg
+from netvolume.io.masks._grid import label_values
+from netvolume.io.nifti import nifti_bytes, write_nifti_bytes
 from netvolume.measure._records import LESION_COLUMNS, LesionRecord, StudyMeasurement
 from netvolume.volume import Volume
 
@@ -175,10 +177,14 @@ def write_measurement(
         _remove(tmp)
     tmp.mkdir()
     try:
+        (tmp / _MASKS).mkdir()
         log = _Outputs()
         labels = _lesion_label_volume(m)
-        _write_masks(m, labels, tmp, log)
-        _write_segs(m, labels, tmp, log)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            niftis = _write_masks(m, labels, tmp, log, pool)
+            _write_segs(m, labels, tmp, log)
+            for job in niftis:
+                job.result()
         (tmp / "lesions.csv").write_bytes(lesions_csv(m.lesions))
         log.written.append("lesions.csv")
         log.written.append("study.json")
@@ -337,7 +343,7 @@ def _check_consistency(m: StudyMeasurement) -> None:
     arr = m.lesion_labels.array
     if arr.dtype.kind not in "biu":
         raise ValueError(f"lesion_labels must hold integers; got dtype {arr.dtype}")
-    values = {int(v) for v in np.unique(arr)} - {0}
+    values = set(label_values(arr))
     unknown = sorted(values - set(ids))
     if unknown:
         raise ValueError(f"lesion_labels value(s) {unknown[:10]} have no lesion record")
@@ -356,8 +362,15 @@ def _organ_array(vol: Volume) -> np.ndarray:
     return np.asarray(vol.array != 0, dtype=np.uint8)
 
 
-def _write_masks(m: StudyMeasurement, labels: Volume | None, root: Path, log: _Outputs) -> None:
-    (root / _MASKS).mkdir()
+def _write_masks(
+    m: StudyMeasurement, labels: Volume | None, root: Path, log: _Outputs, pool: Executor
+) -> list[Future[Path]]:
+    """Encode the NIfTI masks; ``pool`` compresses and writes them (the jobs returned).
+
+    The encoding holds the GIL, the compression (one zlib call per file) does not: on
+    another thread it runs while this one builds the DICOM SEGs (mostly Python).
+    """
+    jobs = []
     for rel, organ, vol in (
         (_LIVER_NII, "liver", m.liver_mask),
         (_SPLEEN_NII, "spleen", m.spleen_mask),
@@ -366,13 +379,14 @@ def _write_masks(m: StudyMeasurement, labels: Volume | None, root: Path, log: _O
             log.skipped[rel] = f"no {organ} mask (the {organ} was not segmented)"
             continue
         mask = vol.with_array(_organ_array(vol), units="label", label_names={1: organ})
-        write_nifti(mask, root / rel)
+        jobs.append(pool.submit(write_nifti_bytes, nifti_bytes(mask), root / rel))
         log.written.append(rel)
     if labels is None:
         log.skipped[_LESIONS_NII] = "no lesion mask and no measurement grid to draw an empty one on"
-        return
-    write_nifti(labels, root / _LESIONS_NII)
+        return jobs
+    jobs.append(pool.submit(write_nifti_bytes, nifti_bytes(labels), root / _LESIONS_NII))
     log.written.append(_LESIONS_NII)
+    return jobs
 
 
 def _lesion_label_volume(m: StudyMeasurement) -> Volume | None:
@@ -418,26 +432,33 @@ def _write_segs(m: StudyMeasurement, labels: Volume | None, root: Path, log: _Ou
         for name, vol in (("liver", m.liver_mask), ("spleen", m.spleen_mask))
         if vol is not None
     ]
+    reference: SegReference | None = None
     if organs:
         first = organs[0][1]
         arr = np.zeros(first.spatial_shape, dtype=np.uint8)
         segments = []
         for number, (name, vol) in enumerate(organs, start=1):
-            inside = vol.array != 0
-            shared = int(np.count_nonzero(inside & (arr != 0)))
+            # the organ's voxels not yet claimed, on the slices the organ spans only
+            z = np.flatnonzero(vol.array.any(axis=(1, 2)))
+            slab = slice(int(z[0]), int(z[-1]) + 1) if z.size else slice(0, 0)
+            claim = vol.array[slab] != 0
+            inside = int(np.count_nonzero(claim))
+            claim &= arr[slab] == 0
+            shared = inside - int(np.count_nonzero(claim))
             if shared:
                 log.notes.append(
                     f"{_ORGANS_SEG}: {shared} voxel(s) in both the liver and the spleen mask "
                     f"are liver in the SEG ({name}.nii.gz keeps them)"
                 )
-            arr[inside & (arr == 0)] = number
+            np.copyto(arr[slab], number, where=claim)
             segments.append(Segment(number, name, name))
         organ_map = first.with_array(
             arr, units="label", label_names={s.label: s.name for s in segments}
         )
+        reference = load_seg_reference(series)
         write_seg(
             organ_map,
-            series,
+            reference,
             segments,
             path=root / _ORGANS_SEG,
             series_number=900,
@@ -472,7 +493,7 @@ def _write_segs(m: StudyMeasurement, labels: Volume | None, root: Path, log: _Ou
         )
     write_seg(
         labels,
-        series,
+        reference or load_seg_reference(series),
         segments,
         path=root / _LESIONS_SEG,
         series_number=901,

@@ -58,15 +58,24 @@ from netvolume.io.masks._seg_read import (
     referenced_series_uids,
     segment_array,
 )
-from netvolume.io.masks._seg_write import STRUCTURES, Segment, infer_structure, write_seg
+from netvolume.io.masks._seg_write import (
+    STRUCTURES,
+    Segment,
+    SegReference,
+    infer_structure,
+    load_seg_reference,
+    write_seg,
+)
 from netvolume.volume import Provenance, Volume
 
 __all__ = [
     "MASK_KINDS",
     "STRUCTURES",
+    "SegReference",
     "Segment",
     "infer_structure",
     "list_structures",
+    "load_seg_reference",
     "read",
     "read_class_map",
     "write_seg",

@@ -23,7 +23,7 @@ from netvolume.volume import Volume
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Placement", "describe_grid", "grids_coincide", "place_on_reference"]
+__all__ = ["Placement", "describe_grid", "grids_coincide", "label_values", "place_on_reference"]
 
 
 @dataclass
@@ -230,3 +230,29 @@ def _outside(
         hint="check that the mask belongs to this image; allow resampling "
         "(allow_resample=True, CLI --allow-resample) to crop it to the image",
     )
+
+
+def label_values(array: np.ndarray, *, slab: int = 32) -> list[int]:
+    """The distinct non-zero values of an integer label array, sorted.
+
+    Only the non-zero voxels are passed to ``np.unique``, ``slab`` slices (first axis) at
+    a time: on a label map that is mostly background this is many times faster than
+    ``np.unique`` of the whole array, and the temporary mask is at most ``slab`` slices.
+
+    Parameters
+    ----------
+    array
+        Integer (or boolean) label array, at least 1-D.
+    slab
+        Number of slices along the first axis handled at once.
+
+    Returns
+    -------
+    list of int
+        The non-zero values present, increasing.
+    """
+    values: set[int] = set()
+    for k in range(0, array.shape[0], slab):
+        part = array[k : k + slab]
+        values.update(int(v) for v in np.unique(part[part != 0]).tolist())
+    return sorted(values)

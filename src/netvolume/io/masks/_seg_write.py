@@ -35,7 +35,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +56,22 @@ from netvolume.errors import (
 )
 from netvolume.io._atomic import atomic_path
 from netvolume.io.dicom import Series, _Image, _load_stack, _quiet_pydicom, scan
-from netvolume.io.masks._grid import describe_grid, grids_coincide, place_on_reference
+from netvolume.io.masks._grid import (
+    describe_grid,
+    grids_coincide,
+    label_values,
+    place_on_reference,
+)
 from netvolume.volume import Volume
 
 __all__ = [
     "ANATOMIC_REGIONS",
     "STRUCTURES",
     "TRACKED_STRUCTURES",
+    "SegReference",
     "Segment",
     "infer_structure",
+    "load_seg_reference",
     "write_seg",
 ]
 
@@ -222,6 +229,59 @@ class Segment:
             )
 
 
+@dataclass(frozen=True)
+class SegReference:
+    """A reference image series read once, to write one or more SEGs on it.
+
+    Made by :func:`load_seg_reference`; pass it to :func:`write_seg` as
+    ``reference_series`` to write several SEGs of one series (``netvolume measure``
+    writes an organ SEG and a lesion SEG) without reading its images and headers again.
+
+    Attributes
+    ----------
+    series
+        The image series.
+    volume
+        The series on its native grid (the grid of the SEG's frames).
+    images
+        The image record of each slice of ``volume``, in slice order.
+    datasets
+        The source image headers, in the order highdicom pairs them with frames.
+    """
+
+    series: Series
+    volume: Volume = field(repr=False)
+    images: tuple[_Image, ...] = field(repr=False)
+    datasets: tuple[Dataset, ...] = field(repr=False)
+
+
+def load_seg_reference(reference_series: Series | str | os.PathLike[str]) -> SegReference:
+    """Read a reference image series for :func:`write_seg`: its grid and source headers.
+
+    Parameters
+    ----------
+    reference_series
+        A :class:`~netvolume.io.dicom.Series` from :func:`~netvolume.io.dicom.scan`, or a
+        folder holding exactly one image series (see :func:`write_seg`).
+
+    Returns
+    -------
+    SegReference
+
+    Raises
+    ------
+    MaskReferenceError
+        If the series has no FrameOfReferenceUID.
+    MaskGridError
+        If the series is gantry-tilted.
+    MaskError
+        If the series is made of several multi-frame files.
+    """
+    series = _resolve_series(reference_series)
+    _check_frame_of_reference(series)
+    return _load_seg_reference(series)
+
+
 @contextlib.contextmanager
 def lenient_source_values() -> Iterator[None]:
     """Let highdicom build an object from sources with non-conformant values, quietly.
@@ -292,7 +352,7 @@ def infer_structure(name: str) -> str:
 
 def write_seg(
     labels: Volume,
-    reference_series: Series | str | os.PathLike[str],
+    reference_series: SegReference | Series | str | os.PathLike[str],
     segments: Sequence[Segment] | None = None,
     *,
     path: str | os.PathLike[str],
@@ -313,6 +373,8 @@ def write_seg(
         The image series the labels were drawn on: a :class:`~netvolume.io.dicom.Series`
         from :func:`~netvolume.io.dicom.scan`, or a folder holding exactly one image
         series. Single-frame series and one multi-frame (enhanced) image are supported.
+        A :class:`SegReference` of the series (:func:`load_seg_reference`) saves reading
+        it again for each SEG.
     segments
         The structures to write, in segment order. ``None``: one segment per entry of
         ``labels.label_names`` in increasing label order, its structure guessed from the
@@ -363,17 +425,16 @@ def write_seg(
     least one frame. The segment algorithm type is MANUAL.
     """
     out_path = _check_output(path)
-    series = _resolve_series(reference_series)
+    if isinstance(reference_series, SegReference):
+        loaded: SegReference | None = reference_series
+        series = reference_series.series
+    else:
+        loaded = None
+        series = _resolve_series(reference_series)
     _check_labels_array(labels)
     segs = _resolve_segments(labels, segments)
 
-    if not series.frame_of_reference_uid:
-        raise MaskReferenceError(
-            f"reference series {series.uid} has no FrameOfReferenceUID, which a SEG needs",
-            files=series.files[:1],
-            tag="FrameOfReferenceUID",
-            hint="choose a reference image series with patient geometry",
-        )
+    _check_frame_of_reference(series)
     if labels.frame_of_reference_uid and (
         labels.frame_of_reference_uid != series.frame_of_reference_uid
     ):
@@ -387,17 +448,17 @@ def write_seg(
         )
     _check_text(series_description, content_label)
 
-    reference, images = _load_reference(series)
-    grid_labels = _on_reference_grid(labels, reference, series)
+    ref = loaded if loaded is not None else _load_seg_reference(series)
+    grid_labels = _on_reference_grid(labels, ref.volume, series)
     seg_array, present = _segment_numbers(grid_labels, segs, series)
 
-    source_images, pixel_array = _source_datasets(images, seg_array, series)
+    pixel_array = _source_pixels(ref.images, seg_array)
     for_uid = str(series.frame_of_reference_uid)
     descriptions = _descriptions(segs, for_uid)
 
     digest = hashlib.sha256()
     digest.update(f"{seg_array.shape}|{seg_array.dtype.str}|".encode())
-    digest.update(np.ascontiguousarray(seg_array).tobytes())
+    digest.update(np.ascontiguousarray(seg_array).data)  # the array's bytes, not a copy
     definition = [[int(series_number), series_description, content_label]]
     for number, s in enumerate(segs, start=1):
         tid, tuid = _tracking(s, for_uid)
@@ -424,7 +485,7 @@ def write_seg(
     try:
         with lenient_source_values():
             seg = hd.seg.Segmentation(
-                source_images=source_images,
+                source_images=ref.datasets,
                 pixel_array=pixel_array,
                 segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
                 segment_descriptions=descriptions,
@@ -486,6 +547,16 @@ def _check_output(path: str | os.PathLike[str]) -> Path:
             hint="create the folder first",
         )
     return out
+
+
+def _check_frame_of_reference(series: Series) -> None:
+    if not series.frame_of_reference_uid:
+        raise MaskReferenceError(
+            f"reference series {series.uid} has no FrameOfReferenceUID, which a SEG needs",
+            files=series.files[:1],
+            tag="FrameOfReferenceUID",
+            hint="choose a reference image series with patient geometry",
+        )
 
 
 def _resolve_series(reference: Series | str | os.PathLike[str]) -> Series:
@@ -600,9 +671,9 @@ def _tracking(s: Segment, frame_of_reference_uid: str) -> tuple[str | None, str 
     return tid, tuid
 
 
-def _load_reference(series: Series) -> tuple[Volume, list[_Image]]:
+def _load_seg_reference(series: Series) -> SegReference:
     try:
-        return _load_stack(series, correct_tilt=False)
+        volume, images = _load_stack(series, correct_tilt=False)
     except GantryTiltError as exc:
         raise MaskGridError(
             f"reference series {series.uid} is gantry-tilted: a SEG made on its "
@@ -611,6 +682,7 @@ def _load_reference(series: Series) -> tuple[Volume, list[_Image]]:
             tag="ImagePositionPatient",
             hint="writing a SEG on a tilted series is not supported yet",
         ) from exc
+    return SegReference(series, volume, tuple(images), _read_sources(images, series))
 
 
 def _on_reference_grid(labels: Volume, reference: Volume, series: Series) -> np.ndarray:
@@ -656,15 +728,15 @@ def _segment_numbers(
 ) -> tuple[np.ndarray, set[int]]:
     """Map label values to segment numbers 1..N; also return the numbers present.
 
-    The output is uint8 (uint16 beyond 255 segments). Work is done slice by slice so
-    that no full-size index array is ever allocated.
+    The output is uint8 (uint16 beyond 255 segments). When every label value present is
+    its own segment number and the array already has that dtype, the array is returned
+    as is; otherwise only the slices holding a label are mapped, one at a time, so that
+    no full-size index array is ever allocated.
     """
     dtype = np.uint8 if len(segs) < 256 else np.uint16
-    values: set[int] = set()
-    for k in range(array.shape[0]):
-        values.update(int(v) for v in np.unique(array[k]).tolist())
+    values = label_values(array)
     known = {int(s.label): n for n, s in enumerate(segs, start=1)}
-    unknown = sorted(v for v in values if v != 0 and v not in known)
+    unknown = [v for v in values if v not in known]
     if unknown:
         shown = ", ".join(str(v) for v in unknown[:10])
         more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
@@ -674,38 +746,42 @@ def _segment_numbers(
             files=series.files[:1],
             hint="add a Segment (or a label_names entry) for each value, or set those voxels to 0",
         )
-    sorted_values = np.array(sorted(values), dtype=array.dtype)
-    numbers = np.array([known.get(v, 0) for v in sorted(values)], dtype=dtype)
-    out = np.empty(array.shape, dtype=dtype)
-    for k in range(array.shape[0]):
+    present = {known[v] for v in values}
+    if array.dtype == dtype and all(known[v] == v for v in values):
+        return array, present
+    sorted_values = np.array([0, *values], dtype=array.dtype)
+    numbers = np.array([0, *(known[v] for v in values)], dtype=dtype)
+    out = np.zeros(array.shape, dtype=dtype)
+    for k in np.flatnonzero(array.any(axis=tuple(range(1, array.ndim)))):
         out[k] = numbers[np.searchsorted(sorted_values, array[k])]
-    present = {known[v] for v in values if v != 0}
     return out, present
 
 
-def _source_datasets(
-    images: Sequence[_Image], seg_array: np.ndarray, series: Series
-) -> tuple[list[Dataset], np.ndarray]:
-    """The source headers, and the pixel array in the order highdicom pairs them."""
+def _read_sources(images: Sequence[_Image], series: Series) -> tuple[Dataset, ...]:
+    """The source image headers, in the order highdicom pairs them with frames."""
     paths = [im.path for im in images]
     if all(im.n_frames == 1 for im in images) and len(set(paths)) == len(paths):
-        datasets = [_read_source(p) for p in paths]
-        return datasets, seg_array
+        return tuple(_read_source(p) for p in paths)
     if len(set(paths)) == 1:
-        # one multi-frame image: frame f of the SEG input is frame f of the source; frames
-        # outside this stack (another stack or time point of the object) stay empty
-        ds = _read_source(paths[0])
-        n_frames = int(images[0].n_frames)
-        out = np.zeros((n_frames, *seg_array.shape[1:]), dtype=seg_array.dtype)
-        for k, im in enumerate(images):
-            out[im.frame] = seg_array[k]
-        return [ds], out
+        return (_read_source(paths[0]),)
     raise MaskError(
         f"reference series {series.uid} is made of {len(set(paths))} multi-frame files: a "
         "SEG can reference single-frame images or one multi-frame image only",
         files=sorted(set(paths))[:6],
         hint="writing a SEG on a series of several multi-frame files is not supported yet",
     )
+
+
+def _source_pixels(images: Sequence[_Image], seg_array: np.ndarray) -> np.ndarray:
+    """The SEG pixel array in the order of :func:`_read_sources`' headers (their frames)."""
+    if images[0].n_frames == 1:
+        return seg_array
+    # one multi-frame image: frame f of the SEG input is frame f of the source; frames
+    # outside this stack (another stack or time point of the object) stay empty
+    out = np.zeros((int(images[0].n_frames), *seg_array.shape[1:]), dtype=seg_array.dtype)
+    for k, im in enumerate(images):
+        out[im.frame] = seg_array[k]
+    return out
 
 
 def _read_source(path: Path) -> Dataset:
