@@ -359,7 +359,7 @@ class _Outputs:
 
 
 def _organ_array(vol: Volume) -> np.ndarray:
-    return np.asarray(vol.array != 0, dtype=np.uint8)
+    return (vol.array != 0).view(np.uint8)
 
 
 def _write_masks(
