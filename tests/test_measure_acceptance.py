@@ -152,12 +152,6 @@ def test_volume_error(lesion_figures: dict) -> None:
     assert abs(worst[0]) <= 5.0, worst
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known (issue 7 left open): the SSTR-negative (grade 0) liver lesion of seed "
-    "4242 P001/T0 lies beside a grade-4 lesion whose PET spill-in lifts its SUVmax above "
-    "the liver (graded 3); the other 25 lesions >= 15 mm are graded as the truth",
-)
 def test_krenning_grade(lesion_figures: dict) -> None:
     wrong = [g for g in lesion_figures["grades"] if g[0] != g[1]]
     assert wrong == []

@@ -13,6 +13,7 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from netvolume.measure._inputs import StudyInputs, load_study
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
 from netvolume.measure._segment import SegmentationError, _dilate, _erode, block_mean, segment
 from netvolume.measure._settings import MeasureSettings
+from netvolume.measure._spill import hotter_tissue, spill_in_free
 from netvolume.volume import Volume
 
 __all__ = ["krenning_grade", "measure_study"]
@@ -122,6 +124,41 @@ def _sphere_voxels(
     g = np.ogrid[box[0], box[1], box[2]]
     d2 = sum(((gg - cc) * ss) ** 2 for gg, cc, ss in zip(g, c, sp, strict=True))
     return box, np.asarray(d2 <= radius_mm**2 + 1e-9)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _PetCrop:
+    """One lesion's crop of the measurement grid with the PET on it (Bq/mL, SUV)."""
+
+    box: tuple[slice, slice, slice]
+    spacing: tuple[float, float, float]
+    labels: np.ndarray
+    lesion: np.ndarray
+    bqml: np.ndarray
+    suv: np.ndarray | None
+    max_bqml: float
+    mean_bqml: float
+
+    @classmethod
+    def of(
+        cls, box: tuple[slice, slice, slice], labels: np.ndarray, k: int, m: _Measurer
+    ) -> _PetCrop:
+        lab = labels[box]
+        les = lab == k
+        bq = m.pet(box, "bqml")
+        assert bq is not None
+        inside = bq[les]
+        inside = inside[np.isfinite(inside)]
+        return cls(
+            box=box,
+            spacing=m.grid.spacing,
+            labels=lab,
+            lesion=les,
+            bqml=bq,
+            suv=m.pet(box, "suv"),
+            max_bqml=float(inside.max()) if inside.size else float("nan"),
+            mean_bqml=float(inside.mean()) if inside.size else float("nan"),
+        )
 
 
 class _Measurer:
@@ -231,6 +268,75 @@ class _Measurer:
             suv_max=float(suv_vals.max()) if suv_vals is not None else None,
             activity_mean_bqml=float(bq_vals.mean()),
         )
+
+
+def _away_from_hotter(
+    crops: Sequence[_PetCrop],
+    k: int,
+    background_bqml: float | None,
+    spleen: np.ndarray | None,
+    spleen_ref: ReferenceVOI | None,
+    names: Sequence[str],
+    s: MeasureSettings,
+    pet_voxel_in_voxels: float,
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Voxels of lesion ``k`` to measure its uptake on, its spill-in QC flags and notes.
+
+    The lesion's voxels farther than ``spill_in_distance_fwhm`` x ``pet_fwhm_mm`` from
+    hotter tissue (:func:`~netvolume.measure._spill.hotter_tissue`: hotter lesions, the
+    spleen, its own surroundings when it is colder than them); the whole lesion when
+    none lies that close.
+    """
+    c = crops[k - 1]
+    les = c.lesion
+    spill_mm = s.spill_in_distance_fwhm * s.pet_fwhm_mm
+    organs: dict[str, tuple[np.ndarray, float]] = {}
+    if spleen is not None and spleen_ref is not None and spleen_ref.activity_mean_bqml is not None:
+        organs["the spleen"] = (spleen[c.box], spleen_ref.activity_mean_bqml)
+    present = [int(j) for j in np.unique(c.labels) if j]
+    hot = hotter_tissue(
+        c.labels,
+        k,
+        {j: crops[j - 1].max_bqml for j in present},
+        c.mean_bqml,
+        background_bqml,
+        names,
+        organs,
+    )
+    if not hot or spill_mm <= 0:
+        return les, [], []
+    near = _dilate(les, spill_mm, c.spacing)
+    reach = [name for name, mask in hot.items() if (mask & near).any()]
+    if not reach:
+        return les, [], []
+    hotter = np.logical_or.reduce([hot[name] for name in reach])
+    min_voxels = math.ceil(s.spill_in_min_pet_voxels * pet_voxel_in_voxels)
+    use, residual = spill_in_free(les, hotter, c.spacing, spill_mm, min_voxels)
+    dist = f"{spill_mm:.1f} mm ({s.spill_in_distance_fwhm:g} x pet_fwhm_mm)"
+    what = ", ".join(reach)
+    kept = 100.0 * float(use.sum()) / float(les.sum())
+    if not residual:
+        note = (
+            f"{names[k - 1]}: {_pct(100.0 - kept)} of its voxels lie within {dist} of "
+            f"{what}; its uptake is measured on the other {_pct(kept)} (spill_in)"
+        )
+        return use, ["spill_in"], [note]
+    note = (
+        f"{names[k - 1]}: less than {s.spill_in_min_pet_voxels:g} PET voxel(s) of it lie "
+        f"farther than {dist} from {what}; its uptake is measured on the {_pct(kept)} of "
+        "its voxels farthest from them and may still be raised by spill-in (spill_in, "
+        "spill_in_residual)"
+    )
+    return use, ["spill_in", "spill_in_residual"], [note]
+
+
+def _pct(value: float) -> str:
+    """A share in whole percent, ``< 1 %`` or ``> 99 %`` rather than a rounded 0 or 100."""
+    if 0.0 < value < 0.5:
+        return "< 1 %"
+    if 99.5 <= value < 100.0:
+        return "> 99 %"
+    return f"{value:.0f} %"
 
 
 def measure_study(
@@ -503,6 +609,20 @@ def measure_study(
         else []
     )
     peak_r = (3.0 * 1000.0 * s.suv_peak_sphere_ml / (4.0 * math.pi)) ** (1.0 / 3.0)
+    spill_mm = s.spill_in_distance_fwhm * s.pet_fwhm_mm
+    crops: list[_PetCrop] = []
+    if pet_voxel_ml is not None:
+        # every lesion's PET first: which neighbour is hotter needs all their SUVmax
+        reach_mm = max(peak_r, s.background_shell_mm[1], spill_mm)
+        margin = [math.ceil(reach_mm / v) + 1 for v in spacing]
+        for k in range(1, n + 1):
+            sl = objs[k - 1]
+            assert sl is not None
+            box: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
+                slice(max(0, a.start - mm), min(dim, a.stop + mm))
+                for a, mm, dim in zip(sl, margin, labels.shape, strict=True)
+            )
+            crops.append(_PetCrop.of(box, labels, k, m))
     for k in range(1, n + 1):
         assert stats is not None and axes is not None
         i = k - 1
@@ -531,38 +651,42 @@ def measure_study(
         if pet_voxel_ml is not None:
             if vol_ml < 2.0 * pet_voxel_ml:
                 flags.append("smaller_than_two_pet_voxels")
-            margin = [math.ceil(max(peak_r, s.background_shell_mm[1]) / v) + 1 for v in spacing]
-            box: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
-                slice(max(0, a.start - mm), min(dim, a.stop + mm))
-                for a, mm, dim in zip(sl, margin, labels.shape, strict=True)
-            )
-            lab_crop = labels[box]
-            les = lab_crop == k
-            bq = m.pet(box, "bqml")
-            suv = m.pet(box, "suv")
-            assert bq is not None
-            inside = bq[les]
-            if not np.all(np.isfinite(inside)):
+            c = crops[i]
+            lab_crop, les, bq, suv = c.labels, c.lesion, c.bqml, c.suv
+            if not np.all(np.isfinite(bq[les])):
                 flags.append("outside_pet_fov")
+            shell: np.ndarray | None = None
+            if organ == "liver" and liver_ref is not None and liver_ref.suv_mean is not None:
+                bg_bqml: float | None = liver_ref.activity_mean_bqml
+            else:
+                outer = _dilate(les, s.background_shell_mm[1], spacing)
+                inner = _dilate(les, s.background_shell_mm[0], spacing)
+                shell = outer & ~inner & (lab_crop == 0) & np.isfinite(bq)
+                bg_bqml = float(np.median(bq[shell])) if shell.any() else None
+            # ---- spill-in: the uptake is measured away from hotter tissue
+            use, spill_flags, spill_notes = _away_from_hotter(
+                crops, k, bg_bqml, spleen, spleen_ref, names, s, pet_voxel_ml / grid.voxel_volume_ml
+            )
+            flags.extend(spill_flags)
+            m.notes.extend(spill_notes)
+            inside = bq[use]
             finite = np.isfinite(inside)
             if finite.any():
                 rec["activity_max_bqml"] = float(inside[finite].max())
                 rec["activity_mean_bqml"] = float(inside[finite].mean())
             if suv is not None and finite.any():
-                sv = suv[les][finite]
+                sv = suv[use][finite]
                 rec["suv_max"] = float(sv.max())
                 rec["suv_mean"] = float(sv.mean())
                 filled = np.where(np.isfinite(suv), suv, 0.0).astype(np.float32)
                 pk = suv_peak(
-                    filled, les.astype(np.uint8), 1, spacing=spacing, sphere_ml=s.suv_peak_sphere_ml
+                    filled, use.astype(np.uint8), 1, spacing=spacing, sphere_ml=s.suv_peak_sphere_ml
                 )
                 rec["suv_peak"] = float(pk.peak[0])
-                if organ == "liver" and liver_ref is not None and liver_ref.suv_mean is not None:
+                if shell is None:
+                    assert liver_ref is not None and liver_ref.suv_mean is not None
                     bg = float(liver_ref.suv_mean)
                 else:
-                    outer = _dilate(les, s.background_shell_mm[1], spacing)
-                    inner = _dilate(les, s.background_shell_mm[0], spacing)
-                    shell = outer & ~inner & (lab_crop == 0) & np.isfinite(suv)
                     bg = float(np.median(suv[shell])) if shell.any() else float("nan")
                 rec["background_suv"] = bg if math.isfinite(bg) else None
                 if rec["background_suv"] is None:

@@ -63,7 +63,8 @@ class LesionRecord:
         CT attenuation in the mask (None for a study without CT).
     suv_max, suv_mean, suv_peak
         Body-weight SUV (PET resampled onto the measurement grid; SUVpeak: PERCIST 1 mL
-        sphere).
+        sphere). With the QC flag ``spill_in``, these and the fields up to
+        ``sstr_positive`` are measured on the lesion's voxels away from hotter tissue.
     activity_max_bqml, activity_mean_bqml
         The same voxels in Bq/mL (decay-corrected as stored).
     background_suv
@@ -78,7 +79,10 @@ class LesionRecord:
         ``touches_border``, ``smaller_than_two_pet_voxels``, ``outside_pet_fov`` (partly),
         ``liver_reference_out_of_range``, ``no_spleen_reference`` (grade above 2 not
         available), ``no_local_background`` (no PET voxel in the background shell: no
-        grade).
+        grade), ``spill_in`` (part of the lesion lies within ``spill_in_distance_fwhm`` x
+        ``pet_fwhm_mm`` of hotter tissue, whose spill-in would raise its uptake: its
+        uptake is measured on the rest), ``spill_in_residual`` (no PET voxel of it lies
+        that far: measured on its voxels farthest from the hotter tissue).
     """
 
     lesion_id: int
