@@ -454,6 +454,30 @@ class _Segmenter:
         if vals.size == 0:
             return np.zeros(seed.shape, dtype=bool), float("nan"), bg_hu
         lesion_hu = _median(vals)
+        if allowed is not None:
+            # the region never leaves ``allowed``: work in its box (grown by 2 voxels, so
+            # the erosion and surface smoothing see the same neighbours), paste back
+            sub = bbox(allowed, margin=2)
+            out = np.zeros(seed.shape, dtype=bool)
+            if sub is None:
+                return out, lesion_hu, bg_hu
+            out[sub], lesion_hu, bg_hu = self._grow_region(
+                seed[sub], sm[sub], lesion_hu, bg_hu, allowed[sub], adapt_bg, floor_hu
+            )
+            return out, lesion_hu, bg_hu
+        return self._grow_region(seed, sm, lesion_hu, bg_hu, None, adapt_bg, floor_hu)
+
+    def _grow_region(
+        self,
+        seed: np.ndarray,
+        sm: np.ndarray,
+        lesion_hu: float,
+        bg_hu: float,
+        allowed: np.ndarray | None,
+        adapt_bg: bool,
+        floor_hu: float | None,
+    ) -> tuple[np.ndarray, float, float]:
+        """:meth:`delineate`'s iteration from the seeds' median HU ``lesion_hu``."""
         sign = 1.0 if lesion_hu >= bg_hu else -1.0
         region = np.zeros(seed.shape, dtype=bool)
         for _ in range(4):
