@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -1283,3 +1284,33 @@ def test_unreadable_timing_is_an_error_not_skipped(
     fac = activity_factor(s)
     assert fac.image_factors == (1.0,) * 6
     assert any(tag in w for w in fac.warnings)
+
+
+def test_headers_read_once_until_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bq/mL then SUV of one series read its headers once; a changed file (mtime) is read
+    again, so an edited export is never measured from stale records."""
+    from netvolume.io import pet as petio
+
+    write_pet_series(tmp_path / "s")
+    series = scan(tmp_path / "s").select()
+    calls: list[int] = []
+    real = petio._read_headers
+
+    def counting(images: Any) -> Any:
+        calls.append(len(images))
+        return real(images)
+
+    monkeypatch.setattr(petio, "_read_headers", counting)
+    monkeypatch.setattr(petio, "_LAST_RECORDS", [])
+    act = petio.activity_factor(series)
+    suv = petio.suv_factor(series, "bw")
+    assert len(calls) == 1
+    assert petio.activity_factor(series).image_factors == act.image_factors
+    assert len(calls) == 1
+    path = series.images[0].path
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert petio.suv_factor(series, "bw").image_factors == suv.image_factors
+    assert len(calls) == 2

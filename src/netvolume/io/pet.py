@@ -693,8 +693,9 @@ def _read_records(images: Sequence[_Image]) -> list[_Rec]:
         )
     except OSError:
         key = None  # _read_headers raises the error naming the file
-    if key is not None and _LAST_RECORDS and _LAST_RECORDS[0][0] == key:
-        return list(_LAST_RECORDS[0][1])
+    last = _LAST_RECORDS[0] if _LAST_RECORDS else None  # one read: threads may replace it
+    if key is not None and last is not None and last[0] == key:
+        return list(last[1])
     recs = _read_headers(images)
     if key is not None:
         _LAST_RECORDS[:] = [(key, recs)]
