@@ -128,12 +128,15 @@ def validate_seed(root: Path, seed: int, patients: int, timepoints: int) -> dict
     return {"seed": seed, "studies": scores, "measure_seconds": seconds}
 
 
+def _worst(values: list[float], fmt: str) -> str:
+    """The value of largest magnitude, formatted; "none detected" for no values."""
+    return fmt.format(max(values, key=abs)) if values else "none detected"
+
+
 def summarise(res: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """One summary row and the failing items of a seed."""
     rows = [(s["study"], r) for s in res["studies"] for r in s["lesions"]]
     found = [r for _, r in rows if r["detected"]]
-    ve = np.array([r["volume_error_pct"] for r in found]) if found else np.zeros(1)
-    le = np.array([r["ld_error_mm"] for r in found]) if found else np.zeros(1)
     graded = [r for r in found if r["ld_mm"] >= GRADE_MIN_LD_MM]
     fps = [f"{s['study']} {fp}" for s in res["studies"] for fp in s["false_positives"]]
     summary = {
@@ -142,10 +145,10 @@ def summarise(res: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         "liver_dice_min": min(s["liver_dice"] for s in res["studies"]),
         "spleen_dice_min": min(s["spleen_dice"] for s in res["studies"]),
         "lesions": len(rows),
-        "sensitivity": len(found) / len(rows) if rows else 1.0,
+        "sensitivity": f"{100 * len(found) / len(rows):.1f} %" if rows else "no lesions",
         "false_positives": len(fps),
-        "volume_error_worst_pct": float(ve[np.argmax(np.abs(ve))]),
-        "ld_error_worst_mm": float(le[np.argmax(np.abs(le))]),
+        "volume_error_worst": _worst([r["volume_error_pct"] for r in found], "{:+.1f} %"),
+        "ld_error_worst": _worst([r["ld_error_mm"] for r in found], "{:+.2f} mm"),
         "grades_equal": f"{sum(r['grade'] == r['true_grade'] for r in graded)}/{len(graded)}",
         "seconds_per_study": res["measure_seconds"] / max(1, len(res["studies"])),
     }
@@ -192,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     for s in summaries:
         print(
             f"| {s['seed']} | {s['studies']} | {s['liver_dice_min']:.3f} | "
-            f"{s['spleen_dice_min']:.3f} | {s['lesions']} | {100 * s['sensitivity']:.1f} % | "
-            f"{s['false_positives']} | {s['volume_error_worst_pct']:+.1f} % | "
-            f"{s['ld_error_worst_mm']:+.2f} mm | {s['grades_equal']} | "
+            f"{s['spleen_dice_min']:.3f} | {s['lesions']} | {s['sensitivity']} | "
+            f"{s['false_positives']} | {s['volume_error_worst']} | "
+            f"{s['ld_error_worst']} | {s['grades_equal']} | "
             f"{s['seconds_per_study']:.1f} |"
         )
     print()

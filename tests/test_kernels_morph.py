@@ -25,6 +25,7 @@ import pytest
 from scipy import ndimage
 
 from netvolume import kernels
+from netvolume.errors import KernelInputError
 
 SPACINGS = [(1.0, 1.0, 1.0), (1.25, 0.78, 0.78), (3.75, 3.125, 3.125), (2.5, 0.5, 1.0)]
 RADII = [0.5, 0.78, 1.0, 1.25, 2.0, 3.0, 3.125, 4.0, 7.5]
@@ -95,9 +96,9 @@ def test_ball_morphology_edge_cases() -> None:
     for r in (0.0, -1.0):
         assert np.array_equal(kernels.dilate_ball(m, r, sp), m)
         assert np.array_equal(kernels.erode_ball(m, r, sp), m)
-    with pytest.raises(ValueError, match="3-D bool"):
+    with pytest.raises(KernelInputError, match="3-D bool"):
         kernels.dilate_ball(m.astype(np.uint8), 1.0, sp)
-    with pytest.raises(ValueError, match="spacing"):
+    with pytest.raises(KernelInputError, match="spacing"):
         kernels.erode_ball(m, 1.0, (1.0, 0.0, 1.0))
 
 
@@ -143,9 +144,9 @@ def test_connected_to_large_component_and_errors() -> None:
     seed[20, 20, 20] = True
     assert kernels.connected_to(m, seed).all()
     assert not kernels.connected_to(m, np.zeros_like(m)).any()
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(KernelInputError, match="same shape"):
         kernels.connected_to(m, seed[:-1])
-    with pytest.raises(ValueError, match="connectivity"):
+    with pytest.raises(KernelInputError, match="connectivity"):
         kernels.connected_to(m, seed, connectivity=8)
 
 

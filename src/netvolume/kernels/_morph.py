@@ -26,6 +26,8 @@ import numba
 import numpy as np
 import scipy.ndimage as ndi
 
+from netvolume.errors import KernelInputError
+
 #: Tolerance (mm) added to the radius, so a neighbour exactly ``r`` away is inside the ball.
 RADIUS_TOLERANCE_MM = 1e-9
 
@@ -154,7 +156,9 @@ def bbox(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, slic
     """
     arr = np.asarray(mask)
     if arr.ndim != 3:
-        raise ValueError(f"expected a 3-D mask, got {arr.ndim} dimensions")
+        raise KernelInputError(
+            f"expected a 3-D mask, got {arr.ndim} dimensions", hint="pass one 3-D volume"
+        )
     src = np.ascontiguousarray(arr)
     src = src.view(np.uint8) if src.dtype.itemsize == 1 else np.not_equal(src, 0).view(np.uint8)
     k0, k1, j0, j1, i0, i1 = _bbox(src)
@@ -170,12 +174,16 @@ def bbox(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, slic
 def _check(mask: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, tuple[float, ...]]:
     arr = np.asarray(mask)
     if arr.dtype != np.bool_ or arr.ndim != 3:
-        raise ValueError(
-            f"expected a 3-D bool mask, got dtype {arr.dtype} with {arr.ndim} dimensions"
+        raise KernelInputError(
+            f"expected a 3-D bool mask, got dtype {arr.dtype} with {arr.ndim} dimensions",
+            hint="threshold it first (mask > 0) and pass one 3-D volume",
         )
     sp = tuple(float(s) for s in spacing)
     if len(sp) != 3 or min(sp) <= 0:
-        raise ValueError(f"spacing {spacing!r}: expected three positive values in mm")
+        raise KernelInputError(
+            f"spacing {spacing!r}: expected three positive values in mm",
+            hint="take it from Volume.spacing_mm",
+        )
     return np.ascontiguousarray(arr), sp
 
 
@@ -264,7 +272,10 @@ def neighbour_offsets(connectivity: int) -> np.ndarray:
     """
     order = {6: 1, 18: 2, 26: 3}.get(int(connectivity))
     if order is None:
-        raise ValueError(f"connectivity {connectivity!r}: expected 6, 18 or 26")
+        raise KernelInputError(
+            f"connectivity {connectivity!r}: expected 6, 18 or 26",
+            hint="pass 26 (full) or 6 (faces only)",
+        )
     g = np.stack(np.meshgrid(*([np.arange(-1, 2)] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
     n = np.abs(g).sum(axis=1)
     return np.ascontiguousarray(g[(n > 0) & (n <= order)]).astype(np.int64)
@@ -356,8 +367,9 @@ def connected_to(mask: np.ndarray, seed: np.ndarray, *, connectivity: int = 26) 
     m = np.ascontiguousarray(mask, dtype=bool)
     s = np.ascontiguousarray(seed, dtype=bool)
     if m.ndim != 3 or m.shape != s.shape:
-        raise ValueError(
-            f"mask {m.shape} and seed {s.shape}: expected two 3-D arrays of the same shape"
+        raise KernelInputError(
+            f"mask {m.shape} and seed {s.shape}: expected two 3-D arrays of the same shape",
+            hint="crop both with the same box",
         )
     out = np.zeros(m.shape, dtype=bool)
     _flood(m, s, _row_neighbours(connectivity), out)

@@ -24,10 +24,17 @@ from netvolume._version import __version__
 from netvolume.errors import InputPathError, NetVolumeError
 from netvolume.io import masks as mask_io
 from netvolume.io.dicom import Series
-from netvolume.kernels import axial_diameters, bbox, region_stats, suv_peak
+from netvolume.kernels import (
+    axial_diameters,
+    bbox,
+    dilate_ball,
+    erode_ball,
+    region_stats,
+    suv_peak,
+)
 from netvolume.measure._inputs import StudyInputs, load_study
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
-from netvolume.measure._segment import SegmentationError, _dilate, _erode, block_mean, segment
+from netvolume.measure._segment import SegmentationError, block_mean, segment
 from netvolume.measure._settings import MeasureSettings
 from netvolume.measure._spill import hotter_tissue, spill_in_free
 from netvolume.volume import Volume
@@ -102,7 +109,7 @@ def _organ_from_ct(
     )
     les = labels[box] == k
     hu = np.asarray(ct.array[box], dtype=np.float32)
-    shell = _dilate(les, 4.0, ct.spacing) & ~_dilate(les, 2.0, ct.spacing)
+    shell = dilate_ball(les, 4.0, ct.spacing) & ~dilate_ball(les, 2.0, ct.spacing)
     inner, around = float(np.median(hu[les])), float(np.median(hu[shell]))
     if inner >= s.bone_min_hu or around >= s.bone_min_hu:
         return "bone"
@@ -207,7 +214,7 @@ class _Measurer:
         normal = (mask[fbox] > 0) & (lesions[fbox] == 0)
         frac = block_mean(normal.astype(np.uint8), block)  # type: ignore[arg-type]
         lesc = block_mean((lesions[fbox] > 0).astype(np.uint8), block) > 0  # type: ignore[arg-type]
-        free = (frac >= 0.99) & ~_dilate(lesc, s.reference_margin_mm, csp)
+        free = (frac >= 0.99) & ~dilate_ball(lesc, s.reference_margin_mm, csp)
         depth = np.asarray(ndi.distance_transform_edt(free, sampling=csp))
         need = radius + s.reference_margin_mm
         ok = depth >= need
@@ -231,7 +238,7 @@ class _Measurer:
         else:
             method = "eroded_mask"
             normal_all = (mask > 0) & (lesions == 0)
-            full = _erode(normal_all, s.reference_margin_mm, grid.spacing) & ~_dilate(
+            full = erode_ball(normal_all, s.reference_margin_mm, grid.spacing) & ~dilate_ball(
                 lesions > 0, 10.0, grid.spacing
             )
             if not full.any():
@@ -305,7 +312,7 @@ def _away_from_hotter(
     )
     if not hot or spill_mm <= 0:
         return les, [], []
-    near = _dilate(les, spill_mm, c.spacing)
+    near = dilate_ball(les, spill_mm, c.spacing)
     reach = [name for name, mask in hot.items() if (mask & near).any()]
     if not reach:
         return les, [], []
@@ -659,8 +666,8 @@ def measure_study(
             if organ == "liver" and liver_ref is not None and liver_ref.suv_mean is not None:
                 bg_bqml: float | None = liver_ref.activity_mean_bqml
             else:
-                outer = _dilate(les, s.background_shell_mm[1], spacing)
-                inner = _dilate(les, s.background_shell_mm[0], spacing)
+                outer = dilate_ball(les, s.background_shell_mm[1], spacing)
+                inner = dilate_ball(les, s.background_shell_mm[0], spacing)
                 shell = outer & ~inner & (lab_crop == 0) & np.isfinite(bq)
                 bg_bqml = float(np.median(bq[shell])) if shell.any() else None
             # ---- spill-in: the uptake is measured away from hotter tissue

@@ -140,25 +140,6 @@ class CoarseGrid:
 # --------------------------------------------------------------------------- helpers
 
 
-def _dilate(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Voxels whose centre is within ``radius_mm`` of a voxel of ``mask`` (Euclidean, in
-    mm; exact, painted from the mask's surface: :func:`netvolume.kernels.dilate_ball`)."""
-    return dilate_ball(mask, radius_mm, spacing)
-
-
-def _erode(mask: np.ndarray, radius_mm: float, spacing: tuple[float, float, float]) -> np.ndarray:
-    """Voxels of ``mask`` farther than ``radius_mm`` from every background voxel (the image
-    outside counts as background; :func:`netvolume.kernels.erode_ball`)."""
-    return erode_ball(mask, radius_mm, spacing)
-
-
-def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
-    nz = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
-    if any(n.size == 0 for n in nz):
-        return None
-    return tuple(slice(int(n[0]), int(n[-1]) + 1) for n in nz)  # type: ignore[return-value]
-
-
 def _grow(
     sl: tuple[slice, slice, slice], margin: tuple[int, int, int], shape: tuple[int, ...]
 ) -> tuple[slice, slice, slice]:
@@ -208,9 +189,11 @@ class SegmentationError(NetVolumeError):
     """An automatic segmentation stage that found nothing usable (say which, and what to do)."""
 
 
-def _components_touching(cand: np.ndarray, seed: np.ndarray, connectivity: int) -> np.ndarray:
-    """Voxels of ``cand`` connected to a voxel of ``seed & cand`` (a flood fill)."""
-    return connected_to(cand, seed, connectivity=connectivity)
+def _shell(
+    mask: np.ndarray, inner_mm: float, outer_mm: float, spacing: tuple[float, float, float]
+) -> np.ndarray:
+    """Voxels more than ``inner_mm`` and at most ``outer_mm`` from ``mask``."""
+    return dilate_ball(mask, outer_mm, spacing) & ~dilate_ball(mask, inner_mm, spacing)
 
 
 def _in_box(region: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -295,7 +278,7 @@ class _Segmenter:
             ref = _median(self.petc[self.window])
             self.est["window_median_suv"] = ref
             liver_like = self.window & (self.petc < s.liver_pet_max_ratio * ref)
-        core = largest_component(_erode(liver_like, s.organ_erosion_mm, sp), connectivity=6)
+        core = largest_component(erode_ball(liver_like, s.organ_erosion_mm, sp), connectivity=6)
         if not core.any():
             raise SegmentationError(
                 "the liver could not be found: no region of the organ window is thicker "
@@ -303,9 +286,9 @@ class _Segmenter:
                 hint="pass --liver-mask",
             )
         liver = largest_component(
-            _dilate(core, s.organ_erosion_mm, sp) & liver_like, connectivity=6
+            dilate_ball(core, s.organ_erosion_mm, sp) & liver_like, connectivity=6
         )
-        deep = _erode(liver, sp[1], sp)
+        deep = erode_ball(liver, sp[1], sp)
         inner = deep if deep.sum() >= 27 else liver
         self.est["liver_hu"] = _median(self.ctc[inner])
         if self.petc is not None:
@@ -319,8 +302,8 @@ class _Segmenter:
         other = not_fat & ~liver & ~(self.window & ~liver_like)
         # one coarse voxel of erosion cuts partial-volume bridges to neighbouring organs
         # (a lesion near the surface would otherwise join the kidney or bowel beyond)
-        cut = _erode(other, sp[1], sp)
-        near = _dilate(liver, 2 * sp[1], sp)
+        cut = erode_ball(other, sp[1], sp)
+        near = dilate_ball(liver, 2 * sp[1], sp)
         lab, n = label(cut, connectivity=6)
         hull = liver.copy()
         if n:
@@ -344,19 +327,19 @@ class _Segmenter:
 
     def spleen_coarse(self, liver_hull: np.ndarray) -> np.ndarray | None:
         s, sp = self.s, self.sp
-        cand = self.window & ~_dilate(liver_hull, sp[1], sp)
+        cand = self.window & ~dilate_ball(liver_hull, sp[1], sp)
         if self.petc is not None:
             cand &= self.petc >= s.spleen_pet_min_ratio * self.est["liver_suv_coarse"]
         else:
             x = self._lps_x()
             cx = float(np.mean(x[liver_hull]))
             cand &= x > cx + 60.0
-        cand = largest_component(_erode(cand, s.organ_erosion_mm / 2, sp), connectivity=6)
+        cand = largest_component(erode_ball(cand, s.organ_erosion_mm / 2, sp), connectivity=6)
         if not cand.any():
             self.notes.append("no spleen found (splenectomy, or outside the field of view)")
             return None
         spleen = largest_component(
-            _dilate(cand, s.organ_erosion_mm / 2, sp) & self.window, connectivity=6
+            dilate_ball(cand, s.organ_erosion_mm / 2, sp) & self.window, connectivity=6
         )
         vol_ml = float(spleen.sum() * np.prod(sp) / 1000.0)
         if vol_ml < s.min_spleen_ml:
@@ -376,7 +359,7 @@ class _Segmenter:
     def surroundings_hu(self, organ: np.ndarray, what: str) -> float:
         """Median coarse HU of the body between one and two coarse voxels outside ``organ``."""
         sp = self.sp
-        shell = _dilate(organ, 2 * sp[1], sp) & ~_dilate(organ, sp[1], sp) & self.bodyc
+        shell = _shell(organ, sp[1], 2 * sp[1], sp) & self.bodyc
         if not shell.any():
             raise SegmentationError(
                 f"the {what} fills the whole body outline: no surrounding tissue to set its "
@@ -390,9 +373,9 @@ class _Segmenter:
         to the coarse organ's interior, within one coarse voxel of its surface."""
         sp = self.sp
         low = (organ_hu + self.surroundings_hu(hull, "organ")) / 2.0
-        inner = _erode(hull, sp[1], sp)
-        outer = _dilate(hull, sp[1], sp)
-        box = _bbox(outer)
+        inner = erode_ball(hull, sp[1], sp)
+        outer = dilate_ball(hull, sp[1], sp)
+        box = bbox(outer)
         out = np.zeros(self.a.shape, dtype=bool)
         if box is None:
             return out
@@ -403,7 +386,7 @@ class _Segmenter:
         up_outer = self._up_local(outer, self._whole, fbox)  # type: ignore[arg-type]
         up_inner = self._up_local(inner, self._whole, fbox)  # type: ignore[arg-type]
         cand = up_outer & (self.a[fbox] > low)
-        organ = _components_touching(cand, up_inner, 6)
+        organ = connected_to(cand, up_inner, connectivity=6)
         organ = fill_holes(organ, connectivity=6)
         out[fbox] = organ
         return out
@@ -417,7 +400,7 @@ class _Segmenter:
         return np.asarray(ndi.gaussian_filter(crop, sig, mode="nearest"))
 
     def _full_box(self, coarse_mask: np.ndarray, margin_mm: float) -> tuple[slice, slice, slice]:
-        cb = _bbox(coarse_mask)
+        cb = bbox(coarse_mask)
         assert cb is not None
         fb = tuple(
             slice(sl.start * b, sl.stop * b) for sl, b in zip(cb, self.grid.block, strict=True)
@@ -487,14 +470,14 @@ class _Segmenter:
                 beyond &= sm > (lesion_hu + floor_hu) / 2.0
             if allowed is not None:
                 beyond &= allowed
-            region = _components_touching(beyond, seed, self.s.connectivity)
+            region = connected_to(beyond, seed, connectivity=self.s.connectivity)
             interior = _in_box(region, lambda r: np.asarray(ndi.binary_erosion(r)))
             if interior.sum() < 8:
                 break
             new = _median(sm[interior])
             new_bg = bg_hu
             if adapt_bg:
-                ring = _dilate(region, 3.0, self.sp_full) & ~_dilate(region, 1.5, self.sp_full)
+                ring = _shell(region, 1.5, 3.0, self.sp_full)
                 if allowed is not None:
                     ring &= allowed
                 if ring.sum() >= 8:
@@ -614,7 +597,7 @@ class _Segmenter:
                     seed & narrow, box, host_hu, narrow, sm=sm, floor_hu=floor_hu
                 )
             how = "ct"
-            if hot is not None and bool(hot[cbox][_dilate(comp, self.sp[1], self.sp)].any()):
+            if hot is not None and bool(hot[cbox][dilate_ball(comp, self.sp[1], self.sp)].any()):
                 how = "ct+pet"
             parts = self.split(region, box) if organ == "liver" else [region]
             for part in parts:
@@ -623,14 +606,14 @@ class _Segmenter:
     def liver_lesions(self, liver_full: np.ndarray, hull: np.ndarray) -> None:
         s, sp = self.s, self.sp
         liver_hu = self.est["liver_hu"]
-        deep = _erode(hull, sp[1], sp)
+        deep = erode_ball(hull, sp[1], sp)
         cand = deep & (np.abs(self.ctc - liver_hu) > s.liver_lesion_min_contrast_hu)
         hot = None
         if self.petc is not None:
             hot = self.petc > s.liver_pet_lesion_ratio * self.est["liver_suv_coarse"]
         # the liver without its partial-volume rim: a subcapsular lesion must not run on
         # along the surface, where liver and fat blend to lesion-like values
-        inside = _erode(liver_full, max(self.sp_full[1:]), self.sp_full)
+        inside = erode_ball(liver_full, max(self.sp_full[1:]), self.sp_full)
         self._ct_lesions(
             cand, liver_hu, s.liver_lesion_min_contrast_hu, lambda b: inside[b], "liver", hot
         )
@@ -650,7 +633,7 @@ class _Segmenter:
             seed = self._up_local(comp, self._whole, box)
             peak = float(np.nanmax(np.where(seed, pet, np.nan)))
             t = bg + self.s.pet_contour_fraction * (peak - bg)
-            region = _components_touching((pet >= t) & liver_full[box], seed & (pet >= t), 26)
+            region = connected_to((pet >= t) & liver_full[box], seed & (pet >= t), connectivity=26)
             for part in self.split(region, box):
                 self.add(part, box, "liver", "pet")
 
@@ -669,13 +652,13 @@ class _Segmenter:
         for k in range(hull.shape[0]):  # axial hole filling: lytic lesions open on one side
             hull[k] = ndi.binary_fill_holes(hull[k])
         hull = fill_holes(hull, connectivity=6)
-        inner = _erode(hull, sp[1], sp)
+        inner = erode_ball(hull, sp[1], sp)
         self.est["bone_hu"] = bone_hu = (
             _median(self.ctc[inner & bone]) if (inner & bone).any() else _median(self.ctc[bone])
         )
         cand = inner & (np.abs(self.ctc - bone_hu) > s.bone_lesion_min_contrast_hu)
         hot = self.petc > self._hot_threshold() if self.petc is not None else None
-        hull_wide = _dilate(hull, sp[1], sp)
+        hull_wide = dilate_ball(hull, sp[1], sp)
         floor: float | None = None
         try:
             # muscle and fat around the bone: a lytic lesion stops half-way to them
@@ -735,8 +718,8 @@ class _Segmenter:
         organs = liver_hull | kidney
         if spleen is not None:
             organs |= spleen
-        hot &= ~_dilate(organs, s.organ_spill_margin_mm, sp)
-        hot &= ~_dilate(blood & ~kidney, 0.5 * s.organ_spill_margin_mm, sp)
+        hot &= ~dilate_ball(organs, s.organ_spill_margin_mm, sp)
+        hot &= ~dilate_ball(blood & ~kidney, 0.5 * s.organ_spill_margin_mm, sp)
         lab, n = label(hot, connectivity=26)
         if n == 0:
             return
@@ -783,13 +766,13 @@ class _Segmenter:
             sm = self._smoothed(box)
             seed = self._up_local(c_core, cbox, box)
             lesion_hu = _median(sm[seed])
-            region_c = _dilate(c_comp, 3.0, sp)
-            shell = self._up_local(_dilate(region_c, 3.0, sp) & ~region_c, cbox, box)
+            region_c = dilate_ball(c_comp, 3.0, sp)
+            shell = self._up_local(dilate_ball(region_c, 3.0, sp) & ~region_c, cbox, box)
             bg_hu = _median(sm[shell])
             if abs(lesion_hu - bg_hu) < s.lesion_min_contrast_hu:
                 rejected["contrast"] += 1
                 continue
-            allowed = self._up_local(_dilate(c_whole, 5.0, sp), cbox, box)
+            allowed = self._up_local(dilate_ball(c_whole, 5.0, sp), cbox, box)
             seed = seed & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
             region, _, bg_hu = self.delineate(seed, box, bg_hu, allowed, adapt_bg=True, sm=sm)
             if self.leaks(region, allowed):
@@ -828,7 +811,7 @@ class _Segmenter:
         uptake exceeds the threshold."""
         assert self.petc is not None
         lo, hi = self.s.soft_tissue_hu_range
-        allowed = self._up_local(_dilate(c_comp, 5.0, self.sp), cbox, box)
+        allowed = self._up_local(dilate_ball(c_comp, 5.0, self.sp), cbox, box)
         soft = allowed & (sm >= lo) & (sm <= hi) & (self.labels[box] == 0)
         lab, n = ndi.label(soft, structure=np.ones((3, 3, 3)))
         if n == 0:
@@ -852,11 +835,11 @@ class _Segmenter:
             seed = np.zeros(sm.shape, dtype=bool)
             seed[sl] = np.asarray(ndi.binary_erosion(blob)) if nvox > 27 else blob
             lesion_hu = _median(sm[seed])
-            ring = _dilate(lab == k, 3.0, self.sp_full) & ~_dilate(lab == k, 1.5, self.sp_full)
+            ring = _shell(lab == k, 1.5, 3.0, self.sp_full)
             bg_hu = _median(sm[ring])
             if abs(lesion_hu - bg_hu) < self.s.lesion_min_contrast_hu:
                 continue
-            near = _dilate(lab == k, 2.0, self.sp_full)
+            near = dilate_ball(lab == k, 2.0, self.sp_full)
             region, _, bg_hu = self.delineate(seed, box, bg_hu, near, adapt_bg=True, sm=sm)
             if self.leaks(region, near):
                 continue
@@ -937,7 +920,7 @@ def segment(
         sc = sg.spleen_coarse(hull)
         if sc is not None:
             sg.est["spleen_hu"] = _median(
-                sg.ctc[_erode(sc, sg.sp[1], sg.sp)] if sc.sum() > 50 else sg.ctc[sc]
+                sg.ctc[erode_ball(sc, sg.sp[1], sg.sp)] if sc.sum() > 50 else sg.ctc[sc]
             )
             spleen_full = sg.refine_organ(sc, sg.est["spleen_hu"])
     else:
