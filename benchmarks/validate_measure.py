@@ -10,7 +10,9 @@ threshold (with its kind, size and whether it lies under the liver capsule):
   (a measured lesion with no truth voxel); a truth lesion is detected when measured
   lesions cover at least half of its voxels, and its match is the one covering most;
 * volume error <= 5 % and long-axis error <= 1.5 mm for each detected lesion >= 10 mm;
-* Krenning grade equal to the truth for detected lesions >= 15 mm.
+* Krenning grade equal to the truth for detected lesions >= 15 mm;
+* the organ a detected lesion >= 10 mm is assigned to (liver, lymph node, bone, other)
+  equal to the truth's.
 
 Usage::
 
@@ -90,6 +92,8 @@ def score_study(study: Path, m: StudyMeasurement) -> dict[str, Any]:
             row["ld_error_mm"] = rec.ld_mm - les["ld_mm"]
             row["grade"] = rec.krenning_grade
             row["true_grade"] = les["krenning_grade"]
+            row["organ"] = rec.organ
+            row["true_organ"] = les["organ"]
         out["lesions"].append(row)
     return out
 
@@ -98,6 +102,8 @@ def _problems(row: dict[str, Any]) -> list[str]:
     if not row["detected"]:
         return ["missed"]
     out = []
+    if row["organ"] != row["true_organ"]:
+        out.append(f"organ {row['organ']} (truth {row['true_organ']})")
     if abs(row["volume_error_pct"]) > MAX_VOLUME_ERROR_PCT:
         out.append(f"volume {row['volume_error_pct']:+.1f} %")
     if abs(row["ld_error_mm"]) > MAX_LD_ERROR_MM:

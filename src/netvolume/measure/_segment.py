@@ -232,6 +232,10 @@ class _Segmenter:
         self.sp_full = ct.spacing
         self.grid = CoarseGrid.of(ct, settings.coarse_target_mm)
         self.sp = self.grid.spacing_mm
+        # one coarse voxel in every direction (the 6 face neighbours): the blocks are not
+        # cubes (e.g. 4.0 x 3.3 x 3.3 mm for 2 mm slices), so a ball of the in-plane size
+        # alone would leave out the slices above and below
+        self.voxel_mm = max(self.sp)
         self.ctc = block_mean(self.a, self.grid.block)
         self._whole: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
             slice(0, n) for n in self.grid.shape
@@ -288,7 +292,7 @@ class _Segmenter:
         liver = largest_component(
             dilate_ball(core, s.organ_erosion_mm, sp) & liver_like, connectivity=6
         )
-        deep = erode_ball(liver, sp[1], sp)
+        deep = erode_ball(liver, self.voxel_mm, sp)
         inner = deep if deep.sum() >= 27 else liver
         self.est["liver_hu"] = _median(self.ctc[inner])
         if self.petc is not None:
@@ -302,8 +306,8 @@ class _Segmenter:
         other = not_fat & ~liver & ~(self.window & ~liver_like)
         # one coarse voxel of erosion cuts partial-volume bridges to neighbouring organs
         # (a lesion near the surface would otherwise join the kidney or bowel beyond)
-        cut = erode_ball(other, sp[1], sp)
-        near = dilate_ball(liver, 2 * sp[1], sp)
+        cut = erode_ball(other, self.voxel_mm, sp)
+        near = dilate_ball(liver, 2 * self.voxel_mm, sp)
         lab, n = label(cut, connectivity=6)
         hull = liver.copy()
         if n:
@@ -327,7 +331,7 @@ class _Segmenter:
 
     def spleen_coarse(self, liver_hull: np.ndarray) -> np.ndarray | None:
         s, sp = self.s, self.sp
-        cand = self.window & ~dilate_ball(liver_hull, sp[1], sp)
+        cand = self.window & ~dilate_ball(liver_hull, self.voxel_mm, sp)
         if self.petc is not None:
             cand &= self.petc >= s.spleen_pet_min_ratio * self.est["liver_suv_coarse"]
         else:
@@ -359,7 +363,7 @@ class _Segmenter:
     def surroundings_hu(self, organ: np.ndarray, what: str) -> float:
         """Median coarse HU of the body between one and two coarse voxels outside ``organ``."""
         sp = self.sp
-        shell = _shell(organ, sp[1], 2 * sp[1], sp) & self.bodyc
+        shell = _shell(organ, self.voxel_mm, 2 * self.voxel_mm, sp) & self.bodyc
         if not shell.any():
             raise SegmentationError(
                 f"the {what} fills the whole body outline: no surrounding tissue to set its "
@@ -373,8 +377,8 @@ class _Segmenter:
         to the coarse organ's interior, within one coarse voxel of its surface."""
         sp = self.sp
         low = (organ_hu + self.surroundings_hu(hull, "organ")) / 2.0
-        inner = erode_ball(hull, sp[1], sp)
-        outer = dilate_ball(hull, sp[1], sp)
+        inner = erode_ball(hull, self.voxel_mm, sp)
+        outer = dilate_ball(hull, self.voxel_mm, sp)
         box = bbox(outer)
         out = np.zeros(self.a.shape, dtype=bool)
         if box is None:
@@ -566,6 +570,7 @@ class _Segmenter:
         hot: np.ndarray | None,
         floor_hu: float | None = None,
         narrow_full: Callable[[tuple[slice, slice, slice]], np.ndarray] | None = None,
+        capsule: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """Delineate every coarse candidate component against the host tissue's HU.
 
@@ -588,7 +593,11 @@ class _Segmenter:
             sm = self._smoothed(box)
             seed = self._up_local(comp, cbox, box) & ((sm - host_hu) * sign > min_contrast_hu)
             allowed = allowed_full(box)
-            region, _, _ = self.delineate(seed, box, host_hu, allowed, sm=sm, floor_hu=floor_hu)
+            region, lesion_hu, _ = self.delineate(
+                seed, box, host_hu, allowed, sm=sm, floor_hu=floor_hu
+            )
+            if capsule is not None and math.isfinite(lesion_hu):
+                region = self._to_capsule(region, box, sm, lesion_hu, *capsule)
             if narrow_full is not None and self.leaks(region, allowed):
                 # it ran on along the edge of the allowed region (the partial-volume rim
                 # around a bone): delineate it again within the narrower region
@@ -597,15 +606,75 @@ class _Segmenter:
                     seed & narrow, box, host_hu, narrow, sm=sm, floor_hu=floor_hu
                 )
             how = "ct"
-            if hot is not None and bool(hot[cbox][dilate_ball(comp, self.sp[1], self.sp)].any()):
+            if hot is not None and bool(hot[cbox][dilate_ball(comp, self.voxel_mm, self.sp)].any()):
                 how = "ct+pet"
             parts = self.split(region, box) if organ == "liver" else [region]
             for part in parts:
                 self.add(part, box, organ, how)
 
+    def _to_capsule(
+        self,
+        region: np.ndarray,
+        box: tuple[slice, slice, slice],
+        sm: np.ndarray,
+        lesion_hu: float,
+        inside: np.ndarray,
+        liver: np.ndarray,
+    ) -> np.ndarray:
+        """A liver lesion under the capsule, completed out to the liver's surface.
+
+        Liver lesions are delineated in the liver without its partial-volume rim
+        (``inside``), where liver and fat blend to lesion-like values, so that they cannot
+        run on along the surface. A lesion that reaches that rim loses the rim, and the
+        part of a bulging lesion beyond the liver mask (a coarse-grid organ surface does
+        not follow a small bulge). Here it is completed outwards, the partial-volume
+        boundary of a third material taken into account: voxels outside ``inside``
+
+        * whose nearest ``inside`` voxel is the lesion's (not the parenchyma's),
+        * within the lesion's equivalent-sphere radius of it,
+        * on the lesion's side of the half-way HU between the lesion and the tissue just
+          outside the liver next to it (fat, diaphragm: the median of the voxels outside
+          ``liver``, 1.5 to 6 mm from the lesion, whose nearest ``inside`` voxel is
+          parenchyma), when the two differ by ``liver_lesion_min_contrast_hu`` at least,
+        * connected to the lesion.
+
+        The completed voxels are added to the liver mask (the lesion is liver). ``region``,
+        ``sm``: arrays of the crop ``box``; ``inside``, ``liver``: whole-grid masks.
+        """
+        sp = self.sp_full
+        inside_b = inside[box]
+        if not region.any() or not (region & ~erode_ball(inside_b, max(sp), sp)).any():
+            return region  # deep: it does not reach the rim
+        outside = ~inside_b
+        if not outside.any():
+            return region
+        idx = ndi.distance_transform_edt(
+            outside, sampling=sp, return_distances=False, return_indices=True
+        )
+        owned = outside & region[tuple(idx)]
+        ring = _shell(region, 1.5, 6.0, sp) & ~liver[box] & ~owned & (self.labels[box] == 0)
+        if ring.sum() < 8:
+            return region
+        out_hu = _median(sm[ring])
+        if abs(lesion_hu - out_hu) < self.s.liver_lesion_min_contrast_hu:
+            return region
+        sign = 1.0 if lesion_hu > out_hu else -1.0
+        r_eq_mm = (3.0 * float(region.sum()) * float(np.prod(sp)) / (4.0 * math.pi)) ** (1 / 3)
+        cand = (
+            owned
+            & ((sm - (lesion_hu + out_hu) / 2.0) * sign > 0)
+            & dilate_ball(region, r_eq_mm, sp)
+            & (self.labels[box] == 0)
+        )
+        grown = connected_to(cand | region, region, connectivity=6)
+        liver[box] |= grown
+        return grown
+
     def liver_lesions(self, liver_full: np.ndarray, hull: np.ndarray) -> None:
         s, sp = self.s, self.sp
         liver_hu = self.est["liver_hu"]
+        # one coarse voxel in-plane (not across slices, where a coarse voxel of thick
+        # slices is deeper than a flat subcapsular lesion)
         deep = erode_ball(hull, sp[1], sp)
         cand = deep & (np.abs(self.ctc - liver_hu) > s.liver_lesion_min_contrast_hu)
         hot = None
@@ -615,7 +684,13 @@ class _Segmenter:
         # along the surface, where liver and fat blend to lesion-like values
         inside = erode_ball(liver_full, max(self.sp_full[1:]), self.sp_full)
         self._ct_lesions(
-            cand, liver_hu, s.liver_lesion_min_contrast_hu, lambda b: inside[b], "liver", hot
+            cand,
+            liver_hu,
+            s.liver_lesion_min_contrast_hu,
+            lambda b: inside[b],
+            "liver",
+            hot,
+            capsule=(inside, liver_full),
         )
         if hot is not None:
             self._pet_liver_lesions(hot & deep, liver_full)
@@ -652,13 +727,13 @@ class _Segmenter:
         for k in range(hull.shape[0]):  # axial hole filling: lytic lesions open on one side
             hull[k] = ndi.binary_fill_holes(hull[k])
         hull = fill_holes(hull, connectivity=6)
-        inner = erode_ball(hull, sp[1], sp)
+        inner = erode_ball(hull, self.voxel_mm, sp)
         self.est["bone_hu"] = bone_hu = (
             _median(self.ctc[inner & bone]) if (inner & bone).any() else _median(self.ctc[bone])
         )
         cand = inner & (np.abs(self.ctc - bone_hu) > s.bone_lesion_min_contrast_hu)
         hot = self.petc > self._hot_threshold() if self.petc is not None else None
-        hull_wide = dilate_ball(hull, sp[1], sp)
+        hull_wide = dilate_ball(hull, self.voxel_mm, sp)
         floor: float | None = None
         try:
             # muscle and fat around the bone: a lytic lesion stops half-way to them
@@ -725,62 +800,17 @@ class _Segmenter:
             return
         lo, hi = s.soft_tissue_hu_range
         objs = ndi.find_objects(lab)
-        rejected = {"fat": 0, "contrast": 0, "bone": 0, "leak": 0}
-        parts: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray]] = []
+        rejected = {"fat": 0, "contrast": 0, "bone": 0, "leak": 0, "refined": 0}
+        parts: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]] = []
         for k in range(1, n + 1):
             sl = objs[k - 1]
             if sl is not None:
                 whole = lab[sl] == k
-                parts.extend((sl, m, whole) for m in self._split_hot(whole, self.petc[sl], thr))
-        for sl, comp_l, whole_l in parts:
-            pet_l = self.petc[sl]
-            peak = float(pet_l[comp_l].max())
-            core_l = comp_l & (pet_l >= thr + 0.5 * (peak - thr))
-            if bone_hull[sl][core_l].any():
-                rejected["bone"] += 1
-                continue  # uptake of bone or a bone lesion: the CT bone path decides
-            core_hu = _median(self.ctc[sl][core_l])
-            if not lo <= core_hu <= hi:
-                rejected["fat"] += 1
-                continue
-            # work in a local box: the component, dilated
-            m = tuple(math.ceil(12.0 / v) + 1 for v in sp)
-            cbox = _grow(sl, m, self.grid.shape)  # type: ignore[arg-type]
-            c_comp = np.zeros(tuple(c.stop - c.start for c in cbox), dtype=bool)
-            inner_sl = tuple(
-                slice(a.start - b.start, a.stop - b.start) for a, b in zip(sl, cbox, strict=False)
-            )
-            c_comp[inner_sl] = comp_l
-            c_whole = np.zeros_like(c_comp)
-            c_whole[inner_sl] = whole_l
-            c_core = np.zeros_like(c_comp)
-            c_core[
-                tuple(
-                    slice(a.start - b.start, a.stop - b.start)
-                    for a, b in zip(sl, cbox, strict=False)
-                )
-            ] = core_l
-            box = self._full_of(cbox)
-            if (self.labels[box][self._up_local(c_core, cbox, box)] > 0).mean() > 0.5:
-                continue  # already a lesion (liver or bone)
-            sm = self._smoothed(box)
-            seed = self._up_local(c_core, cbox, box)
-            lesion_hu = _median(sm[seed])
-            region_c = dilate_ball(c_comp, 3.0, sp)
-            shell = self._up_local(dilate_ball(region_c, 3.0, sp) & ~region_c, cbox, box)
-            bg_hu = _median(sm[shell])
-            if abs(lesion_hu - bg_hu) < s.lesion_min_contrast_hu:
-                rejected["contrast"] += 1
-                continue
-            allowed = self._up_local(dilate_ball(c_whole, 5.0, sp), cbox, box)
-            seed = seed & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
-            region, _, bg_hu = self.delineate(seed, box, bg_hu, allowed, adapt_bg=True, sm=sm)
-            if self.leaks(region, allowed):
-                rejected["leak"] += 1
-            else:
-                organ = "lymph_node" if bg_hu < s.soft_tissue_hu_range[0] else "other"
-                self.add(region, box, organ, "pet")
-            self._nodes_in_hot(c_whole, cbox, box, sm, thr)
+                parts.extend((sl, m, whole, 0) for m in self._split_hot(whole, self.petc[sl], thr))
+        queue = list(parts)
+        while queue:
+            queue.extend(self._pet_part(*queue.pop(0), thr, bone_hull, rejected))
+        refined = rejected.pop("refined")
         total = sum(rejected.values())
         if total:
             self.notes.append(
@@ -790,6 +820,115 @@ class _Segmenter:
                 f"{rejected['bone']} in bone (left to the CT bone-lesion path), "
                 f"{rejected['leak']} whose CT region ran on into a larger structure"
             )
+        if refined:
+            self.notes.append(
+                f"{refined} PET hot spots whose CT region ran on into a larger structure were "
+                f"searched again for hotter spots inside them (hotspot_refine_fraction = "
+                f"{s.hotspot_refine_fraction})"
+            )
+
+    def _pet_part(
+        self,
+        sl: tuple[slice, slice, slice],
+        comp_l: np.ndarray,
+        whole_l: np.ndarray,
+        depth: int,
+        thr: float,
+        bone_hull: np.ndarray,
+        rejected: dict[str, int],
+    ) -> list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]]:
+        """One hot spot ``comp_l`` (coarse box ``sl``, of the hot component ``whole_l``):
+        delineated on CT and added when its CT region stays near it.
+
+        Returns the hotter spots inside it to examine in its place when its CT region ran
+        on into a larger structure (a primary in a bowel loop whose physiological uptake is
+        above the threshold too): ``comp_l`` re-thresholded at its median SUV plus
+        ``hotspot_refine_fraction`` of the way to its SUVmax (once: ``depth`` 0 only).
+        """
+        assert self.petc is not None
+        s, sp = self.s, self.sp
+        lo, hi = s.soft_tissue_hu_range
+        pet_l = self.petc[sl]
+        peak = float(pet_l[comp_l].max())
+        core_l = comp_l & (pet_l >= thr + 0.5 * (peak - thr))
+        if bone_hull[sl][core_l].any():
+            rejected["bone"] += 1
+            return []  # uptake of bone or a bone lesion: the CT bone path decides
+        core_hu = _median(self.ctc[sl][core_l])
+        if not lo <= core_hu <= hi:
+            rejected["fat"] += 1
+            return []
+        # work in a local box: the component, dilated
+        small, large = s.pet_lesion_ct_margin_mm
+        m = tuple(math.ceil((large + 2.0) / v) + 1 for v in sp)
+        cbox = _grow(sl, m, self.grid.shape)  # type: ignore[arg-type]
+        inner_sl = tuple(
+            slice(a.start - b.start, a.stop - b.start) for a, b in zip(sl, cbox, strict=True)
+        )
+        c_comp = np.zeros(tuple(c.stop - c.start for c in cbox), dtype=bool)
+        c_comp[inner_sl] = comp_l
+        c_whole = np.zeros_like(c_comp)
+        c_whole[inner_sl] = whole_l
+        c_core = np.zeros_like(c_comp)
+        c_core[inner_sl] = core_l
+        box = self._full_of(cbox)
+        if (self.labels[box][self._up_local(c_core, cbox, box)] > 0).mean() > 0.5:
+            return []  # already a lesion (liver or bone)
+        sm = self._smoothed(box)
+        seed = self._up_local(c_core, cbox, box)
+        lesion_hu = _median(sm[seed])
+        # the CT background: a ring one coarse voxel wide, one coarse voxel out
+        region_c = dilate_ball(c_comp, self.voxel_mm, sp)
+        ring_c = dilate_ball(region_c, self.voxel_mm, sp) & ~region_c
+        bg_hu = _median(sm[self._up_local(ring_c, cbox, box)])
+        if not math.isfinite(bg_hu) or abs(lesion_hu - bg_hu) < s.lesion_min_contrast_hu:
+            rejected["contrast"] += 1
+            return []
+        seed = seed & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
+        # the lesion may reach ``small`` mm beyond its hot spot, or ``large`` mm when the
+        # whole hot spot is smaller than a ball of that radius (a node with faint uptake
+        # is larger than its part above the threshold; a large hot structure given that
+        # much room would take in whole bowel loops) or is the hotter core of a larger
+        # hot structure (depth 1: the half-maximum core of a primary in a bowel loop)
+        whole_mm3 = float(whole_l.sum() * np.prod(sp))
+        wide = depth > 0 or whole_mm3 < 4.0 / 3.0 * math.pi * large**3
+        margins = (small, large) if wide else (small,)
+        leaked = True
+        for margin in margins:
+            allowed = self._up_local(dilate_ball(c_whole, margin, sp), cbox, box)
+            region, _, bg = self.delineate(seed, box, bg_hu, allowed, adapt_bg=True, sm=sm)
+            if not self.leaks(region, allowed):
+                leaked = False
+                # in fat: a lymph node; a hot spot inside a larger hot structure (bowel
+                # with physiological uptake, depth 1) or in soft tissue: other
+                organ = "lymph_node" if bg < lo and depth == 0 else "other"
+                self.add(region, box, organ, "pet")
+                break
+        self._nodes_in_hot(c_whole, cbox, box, sm, thr)
+        if not leaked:
+            return []
+        if depth == 0:
+            base = _median(pet_l[comp_l])
+            t2 = base + s.hotspot_refine_fraction * (peak - base)
+            hotter = comp_l & (pet_l >= t2)
+            if t2 > thr and hotter.sum() < comp_l.sum():
+                lab, _ = label(hotter, connectivity=26)
+                subs: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]] = []
+                for k, ssl in enumerate(ndi.find_objects(lab), start=1):
+                    if ssl is None:
+                        continue
+                    g = (
+                        slice(ssl[0].start + sl[0].start, ssl[0].stop + sl[0].start),
+                        slice(ssl[1].start + sl[1].start, ssl[1].stop + sl[1].start),
+                        slice(ssl[2].start + sl[2].start, ssl[2].stop + sl[2].start),
+                    )
+                    sub = lab[ssl] == k
+                    subs.append((g, sub, sub, 1))
+                if subs:
+                    rejected["refined"] += 1
+                    return subs
+        rejected["leak"] += 1
+        return []
 
     def _coarse_of(self, box: tuple[slice, slice, slice]) -> tuple[slice, slice, slice]:
         """The coarse box covering the full-grid box ``box``."""
@@ -811,7 +950,9 @@ class _Segmenter:
         uptake exceeds the threshold."""
         assert self.petc is not None
         lo, hi = self.s.soft_tissue_hu_range
-        allowed = self._up_local(dilate_ball(c_comp, 5.0, self.sp), cbox, box)
+        allowed = self._up_local(
+            dilate_ball(c_comp, self.s.pet_lesion_ct_margin_mm[1], self.sp), cbox, box
+        )
         soft = allowed & (sm >= lo) & (sm <= hi) & (self.labels[box] == 0)
         lab, n = ndi.label(soft, structure=np.ones((3, 3, 3)))
         if n == 0:
@@ -920,7 +1061,7 @@ def segment(
         sc = sg.spleen_coarse(hull)
         if sc is not None:
             sg.est["spleen_hu"] = _median(
-                sg.ctc[erode_ball(sc, sg.sp[1], sg.sp)] if sc.sum() > 50 else sg.ctc[sc]
+                sg.ctc[erode_ball(sc, sg.voxel_mm, sg.sp)] if sc.sum() > 50 else sg.ctc[sc]
             )
             spleen_full = sg.refine_organ(sc, sg.est["spleen_hu"])
     else:

@@ -54,6 +54,14 @@ class MeasureSettings:
     pet_hotspot_min_suv : and this absolute SUV.
     hotspot_split_fraction : hot spots blurred together are split at their saddle when
         each peak rises this fraction of the hot-spot threshold above it.
+    hotspot_refine_fraction : a hot spot whose CT region runs on into a larger structure
+        (a small-bowel primary in a loop of bowel whose physiological uptake is above the
+        hot-spot threshold too) is searched again for hotter spots: its voxels above its
+        median SUV plus this fraction of the way to its SUVmax (0.5: the half-maximum
+        above the spot's own background).
+    pet_lesion_ct_margin_mm : (first, second) distance a PET-detected lesion's CT region
+        may reach beyond its hot spot; the second is tried when the region runs on past
+        the first (a node with faint uptake is larger than its part above the threshold).
     max_node_ml : a soft-tissue nodule enclosed by fat in a hot spot (next to a hotter
         lesion) is a lymph node up to this volume.
     liver_pet_lesion_ratio : a liver voxel whose SUV exceeds this multiple of the liver
@@ -127,6 +135,8 @@ class MeasureSettings:
     pet_hotspot_bg_ratio: float = 2.5
     pet_hotspot_min_suv: float = 1.0
     hotspot_split_fraction: float = 0.5
+    hotspot_refine_fraction: float = 0.5
+    pet_lesion_ct_margin_mm: tuple[float, float] = (5.0, 10.0)
     max_node_ml: float = 60.0
     liver_pet_lesion_ratio: float = 1.5
     organ_spill_margin_mm: float = 8.0
@@ -202,6 +212,16 @@ class MeasureSettings:
             lo, hi = getattr(self, name)
             if not lo < hi:
                 raise SettingsError(f"setting {name} = {(lo, hi)!r}; expected low < high")
+        first, second = self.pet_lesion_ct_margin_mm
+        if not 0.0 < first <= second:
+            raise SettingsError(
+                f"setting pet_lesion_ct_margin_mm = {(first, second)!r}; expected "
+                "0 < first <= second"
+            )
+        if not 0.0 < self.hotspot_refine_fraction < 1.0:
+            raise SettingsError(
+                f"setting hotspot_refine_fraction = {self.hotspot_refine_fraction!r}; expected 0-1"
+            )
         if not 0.0 < self.pet_contour_fraction < 1.0:
             raise SettingsError(
                 f"setting pet_contour_fraction = {self.pet_contour_fraction!r}; expected 0-1"
