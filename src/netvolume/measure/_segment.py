@@ -32,8 +32,11 @@ Stages (every threshold a field of :class:`~netvolume.measure.MeasureSettings`)
 6. other lesions (PET): hot spots above ``pet_hotspot_min_suv`` and
    ``pet_hotspot_bg_ratio`` times the soft-tissue background, away from liver, spleen,
    kidneys and bone (``organ_spill_margin_mm``) and from the blood pool, whose CT is soft
-   tissue (``soft_tissue_hu_range``); delineated on CT against their surroundings; a
-   lesion surrounded by fat is a lymph node, else ``other``.
+   tissue (``soft_tissue_hu_range``); delineated on CT against their surroundings within
+   ``pet_lesion_ct_margin_mm`` of the spot; a spot whose CT region runs on into a larger
+   structure is searched again for its hotter core (``hotspot_refine_fraction``: a
+   primary in a bowel loop with physiological uptake); a lesion surrounded by fat is a
+   lymph node, else ``other``.
 7. touching liver lesions are split by a watershed on the distance transform when both
    parts are ``split_min_depth_mm`` deeper than the neck between them (and the neck is
    narrower than half the smaller part's depth).
