@@ -62,6 +62,14 @@ from netvolume.io.masks._grid import (
     label_values,
     place_on_reference,
 )
+from netvolume.io.masks._seg_encode import (
+    SourcePlanes,
+    encoded_template,
+    seg_frames,
+    source_planes,
+    template_encoding,
+    write_with_encoded,
+)
 from netvolume.volume import Volume
 
 __all__ = [
@@ -253,6 +261,10 @@ class SegReference:
     volume: Volume = field(repr=False)
     images: tuple[_Image, ...] = field(repr=False)
     datasets: tuple[Dataset, ...] = field(repr=False)
+    #: the encoded source planes of the fast path, made by the first SEG (0 or 1 item)
+    planes: list[SourcePlanes | None] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
 
 def load_seg_reference(reference_series: Series | str | os.PathLike[str]) -> SegReference:
@@ -423,7 +435,35 @@ def write_seg(
     A segment whose label is absent from the array therefore has no frames; a label map
     with no labelled voxel at all is written with every (empty) frame, as DICOM needs at
     least one frame. The segment algorithm type is MANUAL.
+
+    On a series of single-frame images the frames are encoded by netvolume
+    (:mod:`~netvolume.io.masks._seg_encode`) rather than by highdicom and pydicom one
+    Dataset at a time; the file is byte for byte the one highdicom and pydicom write.
     """
+    return _write_seg(
+        labels,
+        reference_series,
+        segments,
+        path=path,
+        series_number=series_number,
+        series_description=series_description,
+        content_label=content_label,
+        fast_path=True,
+    )
+
+
+def _write_seg(
+    labels: Volume,
+    reference_series: SegReference | Series | str | os.PathLike[str],
+    segments: Sequence[Segment] | None,
+    *,
+    path: str | os.PathLike[str],
+    series_number: int,
+    series_description: str,
+    content_label: str,
+    fast_path: bool,
+) -> Path:
+    """:func:`write_seg`; ``fast_path=False`` has highdicom build every frame (tests)."""
     out_path = _check_output(path)
     if isinstance(reference_series, SegReference):
         loaded: SegReference | None = reference_series
@@ -480,36 +520,21 @@ def write_seg(
             ", ".join(empty),
         )
 
-    import highdicom as hd
-
-    try:
-        with lenient_source_values():
-            seg = hd.seg.Segmentation(
-                source_images=ref.datasets,
-                pixel_array=pixel_array,
-                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-                segment_descriptions=descriptions,
-                series_instance_uid=series_uid,
-                series_number=int(series_number),
-                sop_instance_uid=sop_uid,
-                instance_number=1,
-                manufacturer="netvolume",
-                manufacturer_model_name="netvolume",
-                software_versions=__version__,
-                device_serial_number="0",
-                content_label=content_label,
-                content_description=series_description,
-                series_description=series_description,
-                # every frame is kept when nothing is labelled (no frame at all is invalid)
-                omit_empty_frames=bool(present),
-            )
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise MaskError(
-            f"highdicom cannot build a SEG on reference series {series.uid}: "
-            f"{type(exc).__name__}: {exc}",
-            files=series.files[:1],
-            hint="check the reference series' headers (dciodvfy) and the segment definitions",
-        ) from exc
+    common: dict[str, Any] = {
+        "segment_descriptions": descriptions,
+        "series_instance_uid": series_uid,
+        "series_number": int(series_number),
+        "sop_instance_uid": sop_uid,
+        "series_description": series_description,
+        "content_label": content_label,
+    }
+    fast = _fast_seg(ref, pixel_array, len(segs), bool(present), common) if fast_path else None
+    if fast is not None:
+        seg, encoded = fast
+    else:
+        # every frame is kept when nothing is labelled (no frame at all is invalid)
+        seg = _segmentation(ref.datasets, pixel_array, bool(present), common, series)
+        encoded = {}
 
     # highdicom stamps ContentDate / InstanceCreationDate with the clock; the study's date
     # and time make the same inputs give the same bytes (a batch rerun, a Dask worker)
@@ -527,7 +552,13 @@ def write_seg(
             if "DimensionOrganizationUID" in item:
                 item.DimensionOrganizationUID = dim_uid
     with atomic_path(out_path, suffix=".dcm") as tmp:
-        seg.save_as(tmp, enforce_file_format=True)
+        if not encoded:
+            seg.save_as(tmp, enforce_file_format=True)
+        elif not write_with_encoded(seg, encoded, tmp):
+            # pydicom's output could not be walked (not expected): write it whole
+            for tag, element in encoded.items():
+                seg[tag] = _decode_element(element)
+            seg.save_as(tmp, enforce_file_format=True)
     return out_path
 
 
@@ -806,6 +837,126 @@ def _read_source(path: Path) -> Dataset:
     if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
         del ds.SpecificCharacterSet
     return ds
+
+
+def _segmentation(
+    source_images: Sequence[Dataset],
+    pixel_array: np.ndarray,
+    omit_empty_frames: bool,
+    common: dict[str, Any],
+    series: Series,
+) -> Dataset:
+    """highdicom's BINARY Segmentation of ``pixel_array`` on ``source_images``."""
+    import highdicom as hd
+
+    try:
+        with lenient_source_values():
+            seg: Dataset = hd.seg.Segmentation(
+                source_images=source_images,
+                pixel_array=pixel_array,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                instance_number=1,
+                manufacturer="netvolume",
+                manufacturer_model_name="netvolume",
+                software_versions=__version__,
+                device_serial_number="0",
+                content_description=common["series_description"],
+                omit_empty_frames=omit_empty_frames,
+                **common,
+            )
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise MaskError(
+            f"highdicom cannot build a SEG on reference series {series.uid}: "
+            f"{type(exc).__name__}: {exc}",
+            files=series.files[:1],
+            hint="check the reference series' headers (dciodvfy) and the segment definitions",
+        ) from exc
+    return seg
+
+
+def _fast_seg(
+    ref: SegReference,
+    pixel_array: np.ndarray,
+    n_segments: int,
+    omit_empty_frames: bool,
+    common: dict[str, Any],
+) -> tuple[Dataset, dict[int, bytes]] | None:
+    """The SEG built by highdicom on the first source image, and its encoded frames.
+
+    highdicom builds the SEG on ``ref.datasets[0]`` with one empty plane; the attributes
+    that depend on all source images or on the frames are then replaced by those of
+    :mod:`~netvolume.io.masks._seg_encode`, which encodes them as highdicom and pydicom
+    would. Returns None where that path does not apply (a multi-frame source, source
+    images highdicom would refuse, an encoding that does not match highdicom's on the
+    first plane): the caller then has highdicom build every frame.
+    """
+    first = ref.datasets[0]
+    if (
+        ref.images[0].n_frames != 1
+        or len(ref.datasets) != pixel_array.shape[0]
+        or "NumberOfFrames" in first
+    ):
+        return None
+    numbers = list(range(1, n_segments + 1))
+    template = _segmentation(
+        ref.datasets[:1],
+        np.zeros((1, *pixel_array.shape[1:]), dtype=pixel_array.dtype),
+        False,
+        common,
+        ref.series,
+    )
+    try:
+        frame = template.PerFrameFunctionalGroupsSequence[0]
+        derivation = frame.DerivationImageSequence[0]
+        purpose = derivation.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0]
+        derivation_code = derivation.DerivationCodeSequence[0]
+    except (AttributeError, IndexError):
+        return None
+    if not ref.planes:
+        with lenient_source_values():
+            ref.planes.append(source_planes(ref.datasets, purpose, derivation_code))
+    planes = ref.planes[0]
+    if planes is None:
+        return None
+    # the encoding of the template's first frame and references must be highdicom's
+    expected = template_encoding(planes, n_segments)
+    if expected != encoded_template(template):
+        logger.debug("SEG fast path: highdicom's frame encoding differs; using highdicom")
+        return None
+    frames = seg_frames(planes, pixel_array, numbers, omit_empty_frames=omit_empty_frames)
+    for keyword in (
+        "PerFrameFunctionalGroupsSequence",
+        "PixelData",
+        "SourceImageSequence",
+        "ReferencedSeriesSequence",
+    ):
+        delattr(template, keyword)
+    template.NumberOfFrames = frames.number_of_frames
+    if first.get("SpacingBetweenSlices", None) is None:
+        measures = template.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+        if frames.spacing_between_slices is None:
+            if "SpacingBetweenSlices" in measures:
+                del measures.SpacingBetweenSlices
+        else:
+            measures.SpacingBetweenSlices = frames.spacing_between_slices
+    if frames.three_dimensional:
+        template.DimensionOrganizationType = "3D"
+    return template, {
+        0x00081115: planes.referenced_series_sequence(),
+        0x00082112: planes.source_image_sequence(),
+        0x52009230: frames.per_frame,
+        0x7FE00010: frames.pixel_data,
+    }
+
+
+def _decode_element(encoded: bytes) -> Any:
+    """The DataElement of one encoded Explicit VR Little Endian element."""
+    from io import BytesIO
+
+    from pydicom.filereader import read_dataset
+
+    ds = read_dataset(BytesIO(encoded), is_implicit_VR=False, is_little_endian=True)
+    return ds[next(iter(ds.keys()))]
 
 
 def _descriptions(segs: Sequence[Segment], frame_of_reference_uid: str) -> list[Any]:
