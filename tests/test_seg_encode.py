@@ -27,7 +27,12 @@ from pydicom.uid import ExplicitVRLittleEndian
 from netvolume.io.dicom import Series, scan
 from netvolume.io.dicom_write import write_series
 from netvolume.io.masks import _seg_encode, _seg_write
-from netvolume.io.masks._seg_write import Segment, SegReference, load_seg_reference
+from netvolume.io.masks._seg_write import (
+    Segment,
+    SegReference,
+    load_seg_reference,
+    write_seg,
+)
 from netvolume.volume import Volume
 
 
@@ -144,6 +149,59 @@ def test_several_segs_on_one_reference(
     assert len(reference.planes) == 1 and reference.planes[0] is not None
 
 
+def test_only_the_first_header_is_read(
+    axial: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other source images' values come from their scan records."""
+    read: list[Path] = []
+    real = _seg_write._read_source
+
+    def counting(path: Path) -> Dataset:
+        read.append(path)
+        return real(path)
+
+    monkeypatch.setattr(_seg_write, "_read_source", counting)
+    reference = load_seg_reference(axial)
+    vol = reference.volume
+    for n in (2, 3):
+        labels = vol.with_array(
+            _blobs(vol.spatial_shape, n, n), label_names={v: f"L{v}" for v in range(1, n + 1)}
+        )
+        write_seg(labels, reference, path=tmp_path / f"{n}.dcm")
+    assert read == [reference.images[0].path]
+    # highdicom's own path reads every header, once
+    _seg_write._write_seg(
+        labels,
+        reference,
+        None,
+        path=tmp_path / "slow.dcm",
+        series_number=900,
+        series_description="netvolume segmentation",
+        content_label="NETVOLUME",
+        fast_path=False,
+    )
+    assert sorted(read) == sorted(im.path for im in reference.images)
+    assert (tmp_path / "slow.dcm").read_bytes() == (tmp_path / "3.dcm").read_bytes()
+
+
+def test_first_header_changed_since_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scan records that disagree with the header read now: highdicom builds the SEG."""
+    series = _series(tmp_path / "ct", (5, 8, 10), seed=47, spacing_mm=(2.0, 1.0, 1.0))
+    reference = load_seg_reference(series)
+    first = reference.images[0].path
+    ds = pydicom.dcmread(first)
+    ds.ImagePositionPatient = [f"{float(v)}0" for v in ds.ImagePositionPatient]  # same values
+    ds.save_as(first)
+    spy = _Spy(monkeypatch)
+    labels = reference.volume.with_array(
+        _blobs(reference.volume.spatial_shape, 2, seed=9), label_names={1: "L1", 2: "L2"}
+    )
+    _assert_same(*_both(labels, reference, None, tmp_path, "changed"))
+    assert spy.calls == 0 and reference.planes == [None]
+
+
 def test_empty_segment_empty_map_and_crop(
     axial: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,11 +236,17 @@ def test_empty_segment_empty_map_and_crop(
         {"positions": [(0.0, 0.0, -2.5 * k) for k in range(9)]},
         # not regularly spaced (within netvolume's 1 %, not highdicom's tolerance)
         {"positions": [(0.0, 0.0, 2.5 * k + (0.02 if k == 4 else 0.0)) for k in range(9)]},
-        # odd DS text highdicom reformats
-        {"origin_lps": (-0.1234567890123, 12.000000000001, 3.3)},
+        # DS text of more than 16 characters, which highdicom writes reformatted
+        {
+            "per_slice_extra": [
+                {"ImagePositionPatient": ["-0.12345678901234567", "1.0", f"{2.5 * k}00000000001"]}
+                for k in range(9)
+            ]
+        },
     ],
-    ids=["sagittal", "oblique", "spacing", "descending", "irregular", "ds-text"],
+    ids=["sagittal", "oblique", "spacing", "descending", "irregular", "long-ds"],
 )
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom, writing the long DS source
 def test_geometries(
     kwargs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

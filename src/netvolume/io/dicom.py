@@ -154,6 +154,12 @@ class _Image:
     pixel_offset: int | None  # byte offset of the native pixel data value, else None
     file_size: int
     stack_key: tuple[Any, ...]  # extra grouping (enhanced: StackID, temporal index)
+    # header values a DICOM SEG on the image needs (netvolume.io.masks), as pydicom read
+    # them: None where the header lacks the attribute
+    sop_class_uid: str | None = field(default=None, compare=False, repr=False)
+    study_instance_uid: str | None = field(default=None, compare=False, repr=False)
+    frame_of_reference_uid: str | None = field(default=None, compare=False, repr=False)
+    position_text: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -578,6 +584,11 @@ def _images_from_dataset(
     sbs = _float(ds.get("SpacingBetweenSlices"))
     shared_root = _seq_item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    # values a DICOM SEG on these images needs (netvolume.io.masks), kept as read
+    sop_class_uid = _uid_or_none(ds.get("SOPClassUID"))
+    study_uid = _uid_or_none(ds.get("StudyInstanceUID"))
+    for_uid = _uid_or_none(ds.get("FrameOfReferenceUID"))
+    position_text = _ds_texts(ds.get("ImagePositionPatient")) if n_frames == 1 else None
     images = []
     for f in range(n_frames):
         frame_group = per_frame[f] if per_frame is not None and f < len(per_frame) else None
@@ -647,9 +658,28 @@ def _images_from_dataset(
                 pixel_offset=offset,
                 file_size=size,
                 stack_key=key,
+                sop_class_uid=sop_class_uid,
+                study_instance_uid=study_uid,
+                frame_of_reference_uid=for_uid,
+                position_text=position_text,
             )
         )
     return images
+
+
+def _uid_or_none(value: Any) -> str | None:
+    """A UID value as pydicom read it (a string), None when absent or not one string."""
+    return value if isinstance(value, str) else None
+
+
+def _ds_texts(value: Any) -> tuple[str, ...] | None:
+    """The text of each value of a DS element as read (pydicom's ``original_string``)."""
+    if value is None or isinstance(value, str):
+        return None
+    try:
+        return tuple(getattr(v, "original_string", str(v)) for v in value)
+    except TypeError:  # a single value
+        return None
 
 
 def _units_of(ds: Dataset) -> str:

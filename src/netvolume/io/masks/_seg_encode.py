@@ -39,6 +39,8 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite, write_dataset
 from pydicom.valuerep import DS, format_number_as_ds
 
+from netvolume.io.dicom import _ds_texts, _Image
+
 __all__ = [
     "EncodedFrames",
     "SourcePlanes",
@@ -200,19 +202,24 @@ class SourcePlanes:
 
 
 def source_planes(
-    datasets: Sequence[Dataset], purpose_code: Dataset, derivation_code: Dataset
+    first: Dataset, images: Sequence[_Image], purpose_code: Dataset, derivation_code: Dataset
 ) -> SourcePlanes | None:
-    """Encode the per-source parts of a SEG on ``datasets``, or None if unsupported.
+    """Encode the per-source parts of a SEG on ``images``, or None if unsupported.
 
-    The checks highdicom makes on the source images are made here too (same study,
-    series, matrix and frame of reference, one orientation, no two images at the same
-    position along the normal): where one fails, None is returned and the caller uses
-    highdicom, which raises its own error.
+    The values of each source image are those :func:`~netvolume.io.dicom.scan` kept from
+    its header (its image record), so that the headers need not be read again; those of
+    the first image must equal its header ``first``. The checks highdicom makes on the
+    source images are made here too (same study, series, SOP class, matrix and frame of
+    reference, one orientation, no two images at the same position along the normal):
+    where one fails, None is returned and the caller has highdicom build the SEG, which
+    raises its own error.
 
     Parameters
     ----------
-    datasets
-        Headers of the single-frame source images, in the order of the SEG's planes.
+    first
+        Header of the first source image.
+    images
+        Records of the single-frame source images, in the order of the SEG's planes.
     purpose_code, derivation_code
         The PurposeOfReferenceCodeSequence and DerivationCodeSequence items highdicom
         puts in each frame (taken from a SEG it built, so that they are its own).
@@ -227,33 +234,61 @@ def source_planes(
         get_normal_vector,
     )
 
-    first = datasets[0]
     key = _uniqueness(first)
     iop = first.get("ImageOrientationPatient")
-    if key is None or iop is None or len(iop) != 6:
+    if key is None or iop is None or not images:
         return None
+    try:
+        orientation = tuple(float(v) for v in iop)
+        im0 = images[0]
+        header0 = (
+            first[0x00080016].value,
+            first[0x00080018].value,
+            key[0],
+            key[4],
+            key[2],
+            key[3],
+            orientation,
+            _ds_texts(first.get("ImagePositionPatient")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    record0 = (
+        im0.sop_class_uid,
+        im0.sop_instance_uid,
+        im0.study_instance_uid,
+        im0.frame_of_reference_uid,
+        im0.rows,
+        im0.columns,
+        im0.orientation,
+        im0.position_text,
+    )
+    if len(orientation) != 6 or header0 != record0:
+        return None  # the file changed since it was scanned, or an unexpected value
     purpose = encode_item(purpose_code)
     derivation_code_bytes = _sequence(_DERIVATION_CODE_SEQUENCE, [encode_item(derivation_code)])
-    positions = np.empty((len(datasets), 3))
+    positions = np.empty((len(images), 3))
     derivation: list[bytes] = []
     plane_position: list[bytes] = []
     references: list[bytes] = []
     try:
-        for n, ds in enumerate(datasets):
-            if _uniqueness(ds) != key or ds.get("ImageOrientationPatient") != iop:
-                return None
-            ipp = ds.get("ImagePositionPatient")
-            if ipp is None or len(ipp) != 3 or "NumberOfFrames" in ds:
+        for n, im in enumerate(images):
+            if (
+                im.n_frames != 1
+                or im.position_text is None
+                or len(im.position_text) != 3
+                or not im.sop_instance_uid
+                or (im.sop_class_uid, im.study_instance_uid, im.frame_of_reference_uid)
+                != (record0[0], record0[2], record0[3])
+                or (im.rows, im.columns, im.orientation) != record0[4:7]
+            ):
                 return None
             # as highdicom's PlanePositionSequence: DS(value, auto_format=True)
-            texts: list[Any] = [DS(v, auto_format=True) for v in ipp]
+            texts: list[Any] = [DS(DS(v), auto_format=True) for v in im.position_text]
             positions[n] = [float(v) for v in texts]
             ds_text = "\\".join(getattr(v, "original_string", str(v)) for v in texts)
-            sop_class, sop_instance = ds[0x00080016].value, ds[0x00080018].value
-            if not (isinstance(sop_class, str) and isinstance(sop_instance, str)):
-                return None
-            reference = _ui(_REFERENCED_SOP_CLASS_UID, str(sop_class)) + _ui(
-                _REFERENCED_SOP_INSTANCE_UID, str(sop_instance)
+            reference = _ui(_REFERENCED_SOP_CLASS_UID, str(im.sop_class_uid)) + _ui(
+                _REFERENCED_SOP_INSTANCE_UID, im.sop_instance_uid
             )
             source_item = (
                 reference
@@ -272,12 +307,12 @@ def source_planes(
                 )
             )
             references.append(reference)
-    except (KeyError, TypeError, ValueError, UnicodeEncodeError):
+    except (TypeError, ValueError, UnicodeEncodeError):
         return None
     normal = get_normal_vector(iop, index_convention=VOLUME_INDEX_CONVENTION)
     distances = _get_slice_distances(positions, normal)
     _, sort_index = np.unique(distances, return_index=True)
-    if len(sort_index) != len(datasets):
+    if len(sort_index) != len(images):
         return None  # highdicom: "Plane positions must not contain duplicates."
     return SourcePlanes(
         positions=positions,

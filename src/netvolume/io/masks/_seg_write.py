@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pydicom
@@ -254,13 +254,17 @@ class SegReference:
     images
         The image record of each slice of ``volume``, in slice order.
     datasets
-        The source image headers, in the order highdicom pairs them with frames.
+        The source image headers, in the order highdicom pairs them with frames (read
+        from the files when first used).
+    planes
+        The encoded source planes of the SEG fast path, made by the first SEG written
+        (empty before; None when the fast path does not apply to the series).
     """
 
     series: Series
     volume: Volume = field(repr=False)
     images: tuple[_Image, ...] = field(repr=False)
-    datasets: tuple[Dataset, ...] = field(repr=False)
+    datasets: Sequence[Dataset] = field(repr=False)
     #: the encoded source planes of the fast path, made by the first SEG (0 or 1 item)
     planes: list[SourcePlanes | None] = field(
         default_factory=list, init=False, repr=False, compare=False
@@ -713,7 +717,7 @@ def _load_seg_reference(series: Series) -> SegReference:
             tag="ImagePositionPatient",
             hint="writing a SEG on a tilted series is not supported yet",
         ) from exc
-    return SegReference(series, volume, tuple(images), _read_sources(images, series))
+    return SegReference(series, volume, tuple(images), _SourceHeaders(images, series))
 
 
 def _on_reference_grid(labels: Volume, reference: Volume, series: Series) -> np.ndarray:
@@ -788,23 +792,49 @@ def _segment_numbers(
     return out, present
 
 
-def _read_sources(images: Sequence[_Image], series: Series) -> tuple[Dataset, ...]:
-    """The source image headers, in the order highdicom pairs them with frames."""
-    paths = [im.path for im in images]
-    if all(im.n_frames == 1 for im in images) and len(set(paths)) == len(paths):
-        return tuple(_read_source(p) for p in paths)
-    if len(set(paths)) == 1:
-        return (_read_source(paths[0]),)
-    raise MaskError(
-        f"reference series {series.uid} is made of {len(set(paths))} multi-frame files: a "
-        "SEG can reference single-frame images or one multi-frame image only",
-        files=sorted(set(paths))[:6],
-        hint="writing a SEG on a series of several multi-frame files is not supported yet",
-    )
+class _SourceHeaders(Sequence[Dataset]):
+    """The source image headers, in the order highdicom pairs them with frames.
+
+    A header is read from its file (:func:`_read_source`) the first time it is asked
+    for, then kept: the SEG fast path needs the first header only (the other images'
+    values come from their scan records), highdicom's own path reads them all.
+    """
+
+    def __init__(self, images: Sequence[_Image], series: Series) -> None:
+        paths = [im.path for im in images]
+        if all(im.n_frames == 1 for im in images) and len(set(paths)) == len(paths):
+            self._paths = paths
+        elif len(set(paths)) == 1:
+            self._paths = paths[:1]
+        else:
+            raise MaskError(
+                f"reference series {series.uid} is made of {len(set(paths))} multi-frame "
+                "files: a SEG can reference single-frame images or one multi-frame image only",
+                files=sorted(set(paths))[:6],
+                hint="writing a SEG on a series of several multi-frame files is not supported yet",
+            )
+        self._headers: list[Dataset | None] = [None] * len(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @overload
+    def __getitem__(self, index: int) -> Dataset: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Dataset]: ...
+
+    def __getitem__(self, index: int | slice) -> Dataset | list[Dataset]:
+        if isinstance(index, slice):
+            return [self[n] for n in range(len(self))[index]]
+        header = self._headers[index]
+        if header is None:
+            header = self._headers[index] = _read_source(self._paths[index])
+        return header
 
 
 def _source_pixels(images: Sequence[_Image], seg_array: np.ndarray) -> np.ndarray:
-    """The SEG pixel array in the order of :func:`_read_sources`' headers (their frames)."""
+    """The SEG pixel array in the order of :class:`_SourceHeaders` (their frames)."""
     if images[0].n_frames == 1:
         return seg_array
     # one multi-frame image: frame f of the SEG input is frame f of the source; frames
@@ -914,7 +944,7 @@ def _fast_seg(
         return None
     if not ref.planes:
         with lenient_source_values():
-            ref.planes.append(source_planes(ref.datasets, purpose, derivation_code))
+            ref.planes.append(source_planes(first, ref.images, purpose, derivation_code))
     planes = ref.planes[0]
     if planes is None:
         return None
