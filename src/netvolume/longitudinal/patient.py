@@ -361,10 +361,14 @@ def _observations(
     state: dict[str, str] = {}  # tracking id -> present / gone / merged:<id>
     parent: dict[str, str] = {}
     seen: dict[str, Observation] = {}  # tracking id -> its last observation with a lesion
+    # tracking id -> (organ, nodal) where first seen: a tracked lesion keeps its category
+    # (RECIST 1.1: a node stays a node), whatever a later automatic measurement calls it
+    category: dict[str, tuple[str, bool]] = {}
     tps: list[TimePoint] = []
     for t, study in enumerate(studies):
         lesion = {les.lesion_id: les for les in study.lesions}
         obs: list[Observation] = []
+        notes: list[str] = []
         for a in tracking.at(t):
             if a.lesion_id is None:
                 state[a.tracking_id] = f"merged:{a.related}" if a.status == "merged" else "gone"
@@ -374,18 +378,27 @@ def _observations(
                 parent[a.tracking_id] = parent.get(a.related, a.related)
             split_from = parent.get(a.tracking_id)
             state[a.tracking_id] = "present"
+            organ, nodal = category.setdefault(
+                a.tracking_id, category.get(split_from or "", (les.organ, les.nodal))
+            )
+            if (organ, nodal) != (les.organ, les.nodal):
+                notes.append(
+                    f"{a.tracking_id} ({study.name} lesion {les.lesion_id}) was measured as "
+                    f"{les.organ} (nodal={les.nodal}); it keeps the category it was first "
+                    f"seen with, {organ} (nodal={nodal})"
+                )
             obs.append(
                 Observation(
                     lesion_id=a.tracking_id,
-                    organ=les.organ,
-                    nodal=les.nodal,
+                    organ=organ,
+                    nodal=nodal,
                     ld_mm=les.ld_mm,
                     sa_mm=les.sa_mm,
                     # new only after the RECIST baseline (a lesion first seen on the
                     # baseline scan, after a pre-baseline one, is a baseline lesion)
-                    is_new=a.status == "new" and study.date > baseline_date and not les.nodal,
+                    is_new=a.status == "new" and study.date > baseline_date and not nodal,
                     split_from=split_from,
-                    measurable_site=les.organ not in NON_MEASURABLE_ORGANS,
+                    measurable_site=organ not in NON_MEASURABLE_ORGANS,
                     reproducible="touches_border" not in les.qc_flags,
                     volume_ml=les.volume_ml,
                     source=f"{study.name} lesion {les.lesion_id}",
@@ -420,6 +433,7 @@ def _observations(
                 liver_volume_ml=study.liver_volume_ml,
                 liver_tumour_volume_ml=study.liver_tumour_volume_ml,
                 source=f"{study.name} (StudyInstanceUID {study.study_uid})",
+                notes=tuple(notes),
             )
         )
     # on a pre-baseline scan, a lesion first seen later was not there yet: 0 mm (the
