@@ -41,16 +41,11 @@ def test_tracked_lesion_keeps_its_first_category() -> None:
         _study("T2", 28, "lymph_node", True),
     ]
     tracking = TrackingResult(
-        tuple(
-            TrackAssignment(t, 1, "L1", "baseline" if t == 0 else "matched")
-            for t in range(3)
-        ),
+        tuple(TrackAssignment(t, 1, "L1", "baseline" if t == 0 else "matched") for t in range(3)),
         {},
     )
     tps = _observations(studies, tracking, studies[0].date)
-    assert [(o.organ, o.nodal) for tp in tps for o in tp.observations] == [
-        ("lymph_node", True)
-    ] * 3
+    assert [(o.organ, o.nodal) for tp in tps for o in tp.observations] == [("lymph_node", True)] * 3
     assert tps[0].notes == () and tps[2].notes == ()
     (note,) = tps[1].notes
     assert "L1 (T1 lesion 1) was measured as other (nodal=False)" in note
