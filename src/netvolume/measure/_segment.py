@@ -49,6 +49,7 @@ for a trained model on real anatomy. Every stage can be replaced by an imported 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -810,16 +811,17 @@ class _Segmenter:
             if sl is not None:
                 whole = lab[sl] == k
                 parts.extend((sl, m, whole, 0) for m in self._split_hot(whole, self.petc[sl], thr))
-        queue = list(parts)
+        queue = deque(parts)  # a spot's hotter cores join the end
         while queue:
-            queue.extend(self._pet_part(*queue.pop(0), thr, bone_hull, rejected))
+            queue.extend(self._pet_part(*queue.popleft(), thr, bone_hull, rejected))
         refined = rejected.pop("refined")
         total = sum(rejected.values())
         if total:
             self.notes.append(
                 f"{total} PET hot spots were not taken as lesions: {rejected['fat']} with a CT "
                 f"outside soft_tissue_hu_range {lo}-{hi} HU (fat, blood), "
-                f"{rejected['contrast']} without CT contrast to their surroundings, "
+                f"{rejected['contrast']} without CT contrast to their surroundings (or "
+                "without surroundings to compare with), "
                 f"{rejected['bone']} in bone (left to the CT bone-lesion path), "
                 f"{rejected['leak']} whose CT region ran on into a larger structure"
             )

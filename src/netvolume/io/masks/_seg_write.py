@@ -536,6 +536,8 @@ def _write_seg(
     if fast is not None:
         seg, encoded = fast
     else:
+        if fast_path:
+            logger.debug("SEG fast path does not apply to this reference; highdicom builds it")
         # every frame is kept when nothing is labelled (no frame at all is invalid)
         seg = _segmentation(ref.datasets, pixel_array, bool(present), common, series)
         encoded = {}
