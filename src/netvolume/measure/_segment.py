@@ -230,15 +230,24 @@ def _gaussian_variance_mm2(
     return (out[0], out[1], out[2])
 
 
-def _smooth_surface(region: np.ndarray) -> np.ndarray:
+def _smooth_surface(region: np.ndarray, edge: np.ndarray | None = None) -> np.ndarray:
     """Holes filled, then single noisy voxels neither stick out of the surface (they would
     lengthen the long axis) nor dent it: a voxel with at most 9 of its 26 neighbours inside
     leaves, one with at least 17 inside joins (symmetric about 13, so a flat surface, a
     45-degree staircase or a gently curved surface keeps its volume; a single voxel on a
-    flat surface has 9 neighbours inside, a single dent 17)."""
+    flat surface has 9 neighbours inside, a single dent 17).
+
+    ``edge``: voxels next to the edge of the region the lesion was confined to (a liver
+    lesion to the liver without its rim), where its surface is a cut, not a boundary, and
+    thin: there only a voxel with at most 8 neighbours inside leaves, and one with at least
+    19 joins."""
     region = fill_holes(region, connectivity=6)
     count = ndi.uniform_filter(region.astype(np.float32), 3, mode="constant") * 27.0
-    return np.asarray((region & (count > 10.5)) | (~region & (count > 16.5)))
+    if edge is None:
+        return np.asarray((region & (count > 10.5)) | (~region & (count > 16.5)))
+    leave = np.where(edge, 9.5, 10.5)
+    join = np.where(edge, 18.5, 16.5)
+    return np.asarray((region & (count > leave)) | (~region & (count > join)))
 
 
 class _Segmenter:
@@ -525,7 +534,15 @@ class _Segmenter:
             # the final boundary on the CT with the smoothing's curvature shift undone
             region = grow(*used, self._uncurved(region, sm))
         if region.any():
-            region = _in_box(region, _smooth_surface)
+            box = bbox(region, margin=1)
+            assert box is not None
+            edge = None
+            if allowed is not None:
+                cube = np.ones((3, 3, 3), dtype=bool)
+                edge = ~np.asarray(ndi.binary_erosion(allowed[box], cube, border_value=1))
+            smoothed = _smooth_surface(region[box], edge)
+            region = np.zeros_like(region)
+            region[box] = smoothed
         return region, lesion_hu, bg_hu
 
     def _uncurved(self, region: np.ndarray, sm: np.ndarray) -> np.ndarray:
