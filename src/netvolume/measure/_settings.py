@@ -72,7 +72,9 @@ class MeasureSettings:
     soft_tissue_hu_range : the CT of a PET-detected extra-hepatic lesion lies in this range
         (excludes blood pool and kidneys, 140-180 HU in portal-venous phase).
     blood_pool_min_hu : CT of contrast-enhanced blood and kidney (excluded from hot spots).
-    smoothing_sigma_mm : Gaussian denoising of the CT before lesions are delineated.
+    smoothing_sigma_mm : Gaussian denoising of the CT before lesions are delineated; the
+        shift it gives a curved lesion boundary (about sigma^2 / R inwards) is undone at
+        the boundary (docs/measure.md); 0 switches both off.
     min_lesion_ml : detected components smaller than this are dropped.
     split_min_depth_mm : two lesions touching each other are split when each is at least
         this much thicker (distance-transform depth) than the neck between them.
