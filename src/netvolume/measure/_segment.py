@@ -575,67 +575,29 @@ class _Segmenter:
         h = self.sp_full
         var = self.kernel_var_mm2
 
-        def at(d: tuple[int, int, int]) -> np.ndarray:
+        def at(d: np.ndarray) -> np.ndarray:
             return np.asarray(u[k + d[0], j + d[1], i + d[2]])
 
-        unit = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
-        centre = at((0, 0, 0))
-        g, gv = [], []
-        for a in range(3):
-            e = unit[a]
-            g.append((at(e) - at((-e[0], -e[1], -e[2]))) / (2.0 * h[a]))
-            gv.append(var[a] * g[a])
+        unit = np.eye(3, dtype=np.int64)
+        centre = u[k, j, i]
+        g = [(at(e) - at(-e)) / (2.0 * h[a]) for a, e in enumerate(unit)]
+        gv = [var[a] * g[a] for a in range(3)]
         norm2 = gv[0] * g[0] + gv[1] * g[1] + gv[2] * g[2] + 1e-12
         lap = np.zeros_like(centre)
         across = np.zeros_like(centre)
         for a in range(3):
             for b in range(a, 3):
-                ea, eb = unit[a], unit[b]
                 if a == b:
-                    two = (2 * ea[0], 2 * ea[1], 2 * ea[2])
-                    hab = (at(two) - 2.0 * centre + at((-two[0], -two[1], -two[2]))) / (
-                        4.0 * h[a] * h[a]
-                    )
+                    two = 2 * unit[a]
+                    hab = (at(two) - 2.0 * centre + at(-two)) / (4.0 * h[a] * h[a])
                     lap += var[a] * hab
                     across += gv[a] * gv[a] * hab
                 else:
-                    pp = tuple(x + y for x, y in zip(ea, eb, strict=True))
-                    pm = tuple(x - y for x, y in zip(ea, eb, strict=True))
-                    hab = (
-                        at(pp)  # type: ignore[arg-type]
-                        - at(pm)  # type: ignore[arg-type]
-                        - at((-pm[0], -pm[1], -pm[2]))
-                        + at((-pp[0], -pp[1], -pp[2]))
-                    ) / (4.0 * h[a] * h[b])
+                    pp, pm = unit[a] + unit[b], unit[a] - unit[b]
+                    hab = (at(pp) - at(pm) - at(-pm) + at(-pp)) / (4.0 * h[a] * h[b])
                     across += 2.0 * gv[a] * gv[b] * hab
         view = out[box]
         view[band] = (centre - 0.5 * (lap - across / norm2)).astype(out.dtype)
-        return out
-        u = sm[box].astype(np.float64)
-        var = self.kernel_var_mm2
-        g = np.gradient(u, *self.sp_full)
-        gv = [var[i] * g[i] for i in range(3)]
-        norm2 = sum(gv[i] * g[i] for i in range(3)) + 1e-12
-        lap = np.zeros_like(u)
-        across = np.zeros_like(u)
-        for i in range(3):
-            h = np.gradient(g[i], *self.sp_full[i:], axis=tuple(range(i, 3)))
-            h = list(h) if isinstance(h, list | tuple) else [h]
-            for j in range(i, 3):
-                hij = h[j - i]
-                if i == j:
-                    lap += var[i] * hij
-                    across += gv[i] * gv[i] * hij
-                else:
-                    across += 2.0 * gv[i] * gv[j] * hij
-        corrected = u - 0.5 * (lap - across / norm2)
-        cube = np.ones((3, 3, 3), dtype=bool)
-        r = region[box]
-        band = np.asarray(ndi.binary_dilation(r, cube)) & ~np.asarray(
-            ndi.binary_erosion(r, cube, border_value=1)
-        )
-        view = out[box]
-        view[band] = corrected[band]
         return out
 
     @staticmethod
