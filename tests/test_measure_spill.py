@@ -170,3 +170,16 @@ def test_settings_are_named_and_checked() -> None:
         MeasureSettings(pet_fwhm_mm=0.0)
     with pytest.raises(SettingsError, match="spill_in_distance_fwhm"):
         MeasureSettings(spill_in_distance_fwhm=-1.0)
+
+
+def test_a_lesion_outside_the_pet_field_of_view_is_neither_hotter_nor_corrected() -> None:
+    labels = np.zeros((6, 20, 20), np.int32)
+    labels[2:4, 4:8, 4:8] = 1
+    labels[2:4, 4:8, 9:13] = 2
+    names = ["L1", "L2"]
+    # the neighbour has no uptake measured: it is not hotter tissue
+    assert hotter_tissue(labels, 1, {1: 5.0, 2: None}, 4.0, 3.0, names) == {}
+    # the lesion itself has none: nothing to correct, even beside a hotter lesion
+    assert hotter_tissue(labels, 1, {1: None, 2: 9.0}, None, 3.0, names) == {}
+    # with both measured the hotter neighbour is found (the same call is not vacuous)
+    assert set(hotter_tissue(labels, 1, {1: 5.0, 2: 9.0}, 4.0, 3.0, names)) == {"L2"}

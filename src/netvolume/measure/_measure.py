@@ -143,8 +143,8 @@ class _PetCrop:
     lesion: np.ndarray
     bqml: np.ndarray
     suv: np.ndarray | None
-    max_bqml: float
-    mean_bqml: float
+    max_bqml: float | None  # None: no voxel of the lesion inside the PET field of view
+    mean_bqml: float | None
 
     @classmethod
     def of(
@@ -163,8 +163,8 @@ class _PetCrop:
             lesion=les,
             bqml=bq,
             suv=m.pet(box, "suv"),
-            max_bqml=float(inside.max()) if inside.size else float("nan"),
-            mean_bqml=float(inside.mean()) if inside.size else float("nan"),
+            max_bqml=float(inside.max()) if inside.size else None,
+            mean_bqml=float(inside.mean()) if inside.size else None,
         )
 
 

@@ -98,8 +98,8 @@ def spill_in_free(
 def hotter_tissue(
     labels: np.ndarray,
     k: int,
-    max_by_label: Mapping[int, float],
-    mean: float,
+    max_by_label: Mapping[int, float | None],
+    mean: float | None,
     background: float | None,
     names: Sequence[str],
     organs: Mapping[str, tuple[np.ndarray, float]] | None = None,
@@ -116,10 +116,11 @@ def hotter_tissue(
         Lesion label map (a crop of the measurement grid; 0 outside lesions).
     k : int
         The lesion's label.
-    max_by_label : mapping of int to float
-        Measured maximum of every lesion in ``labels`` (the lesion's own included).
-    mean : float
-        The lesion's measured mean.
+    max_by_label : mapping of int to float or None
+        Measured maximum of every lesion in ``labels`` (the lesion's own included); None
+        for a lesion with no voxel in the PET field of view (never counted as hotter).
+    mean : float or None
+        The lesion's measured mean (None: outside the PET field of view).
     background : float or None
         The level of the tissue it sits in (liver lesions: the liver reference; others:
         the median of a shell around them); None when unknown.
@@ -134,13 +135,17 @@ def hotter_tissue(
     dict of str to ndarray of bool
         Name -> voxels: each lesion ``j`` with ``max_by_label[j] > max_by_label[k]``,
         each organ whose level exceeds the lesion's maximum, and :data:`SURROUNDINGS`
-        (every voxel outside lesions) when ``mean < background``. Empty when none.
+        (every voxel outside lesions) when ``mean < background``. Empty when none, and
+        when the lesion itself has no uptake measured (``max_by_label[k]`` None).
     """
     lesion = labels == k
     own = max_by_label[k]
     out: dict[str, np.ndarray] = {}
+    if own is None or mean is None:
+        return out
     for j in map(int, np.unique(labels)):
-        if j not in (0, k) and max_by_label[j] > own:
+        other = max_by_label[j] if j not in (0, k) else None
+        if other is not None and other > own:
             out[names[j - 1]] = labels == j
     for name, (mask, level) in (organs or {}).items():
         if level > own and mask.any() and not (mask & lesion).any():
