@@ -150,6 +150,25 @@ def test_connected_to_large_component_and_errors() -> None:
         kernels.connected_to(m, seed, connectivity=8)
 
 
+@pytest.mark.parametrize("width", [7, 8, 16, 24, 64])
+def test_bbox_sparse_rows_equal_nonzero(width: int) -> None:
+    """Rows a whole number of 8-byte words long are scanned a word at a time: single
+    voxels at every position of a word, at the row's ends, and empty arrays."""
+    rng = np.random.default_rng(width)
+    for density in (0.0, 0.001, 0.01, 0.2):
+        for _ in range(20):
+            shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)), width)
+            a = rng.random(shape) < density
+            nz = np.nonzero(a)
+            expected = tuple(slice(int(v.min()), int(v.max()) + 1) for v in nz) if a.any() else None
+            assert kernels.bbox(a) == expected
+    a = np.zeros((3, 4, width), bool)
+    for i in range(width):
+        a[:] = False
+        a[1, 2, i] = True
+        assert kernels.bbox(a) == (slice(1, 2), slice(2, 3), slice(i, i + 1))
+
+
 def test_bbox_equals_nonzero() -> None:
     rng = np.random.default_rng(5)
     for dtype in (bool, np.uint8, np.uint16, np.int32):
@@ -182,18 +201,22 @@ def test_fill_holes_in_box_equals_scipy() -> None:
         assert np.array_equal(kernels.fill_holes(big), ndimage.binary_fill_holes(big))
 
 
-@pytest.mark.parametrize("factor", [0, 10**9])
-def test_both_strategies_equal_distance_transform(
-    monkeypatch: pytest.MonkeyPatch, factor: int
+@pytest.mark.parametrize(
+    ("shift_max", "factor"), [(0, 0), (0, 10**9), (10**9, 0)], ids=["edt", "paint", "shift"]
+)
+def test_all_strategies_equal_distance_transform(
+    monkeypatch: pytest.MonkeyPatch, shift_max: int, factor: int
 ) -> None:
-    """Painting (factor 10**9: always cheaper) and the box's distance transform (factor 0)
-    must give the same answer; the automatic choice between them is only about speed."""
+    """Shifted copies of the box (shift_max 10**9: always), painting (factor 10**9: always
+    cheaper) and the box's distance transform (factor 0) must give the same answer; the
+    automatic choice between them is only about speed."""
     from netvolume.kernels import _morph
 
+    monkeypatch.setattr(_morph, "_SHIFT_MAX_OFFSETS", shift_max)
     monkeypatch.setattr(_morph, "_PAINT_PER_EDT_VOXEL", factor)
-    rng = np.random.default_rng(factor % 97)
+    rng = np.random.default_rng(factor % 97 + shift_max % 89)
     for sp in SPACINGS:
-        for r in (0.78, 2.0, 5.0):
+        for r in (0.78, 2.0, 5.0, 7.5):
             m = np.zeros((20, 24, 26), bool)
             m[3:17, 4:20, 2:24] = _blob(rng, (14, 16, 22))
             if not m.any():

@@ -89,6 +89,37 @@ def _count_surface(src: np.ndarray) -> int:
     return n
 
 
+#: Up to this many ball voxels, the ball is applied as shifted copies of the whole box (one
+#: vectorised AND / OR per offset, about 0.15 ns per voxel and offset on this project's
+#: 2-core machine), which costs less than merely counting the surface voxels for painting
+#: (about 10 ns per voxel): the 3 x 3 x 3 neighbourhood and balls of up to about two
+#: voxels' radius.
+_SHIFT_MAX_OFFSETS = 64
+
+
+def _shifted(n: int, d: int) -> tuple[slice, slice]:
+    """(destination, source) slices of an axis of length ``n`` shifted by ``d``:
+    ``out[dst]`` takes ``src[dst + d]``."""
+    return slice(max(0, -d), n - max(0, d)), slice(max(0, d), n + min(0, d))
+
+
+def _shift_apply(src: np.ndarray, offs: np.ndarray, out: np.ndarray, dilate: bool) -> None:
+    """``out |= src`` shifted by every offset (``dilate``), else ``out &= src`` shifted;
+    a shift that leaves the array contributes nothing (the caller pads for erosion)."""
+    for dk, dj, di in offs.tolist():
+        if dk == dj == di == 0:
+            continue
+        if any(abs(d) >= n for n, d in zip(src.shape, (dk, dj, di), strict=True)):
+            continue  # shifted out of the array entirely
+        (dk0, sk0), (dj0, sj0), (di0, si0) = (
+            _shifted(n, d) for n, d in zip(src.shape, (dk, dj, di), strict=True)
+        )
+        if dilate:
+            out[dk0, dj0, di0] |= src[sk0, sj0, si0]
+        else:
+            out[dk0, dj0, di0] &= src[sk0, sj0, si0]
+
+
 def _paint_is_cheaper(src: np.ndarray, n_offsets: int) -> bool:
     return _count_surface(src) * n_offsets < _PAINT_PER_EDT_VOXEL * src.size
 
@@ -140,6 +171,44 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int, int, int]:
     return k0, k1 + 1, j0, j1 + 1, i0, i1 + 1
 
 
+@numba.njit(cache=True, nogil=True)
+def _bbox_words(mask: np.ndarray, words: np.ndarray) -> tuple[int, int, int, int, int, int]:
+    """:func:`_bbox` of a mask whose rows are a whole number of 8-byte words (``words``:
+    the same memory as uint64): empty rows are skipped 8 voxels at a time, and only the
+    first and last nonzero words of a row are looked into (about 8 x faster)."""
+    nk, nj, ni = mask.shape
+    nw = words.shape[2]
+    k0, j0, i0 = nk, nj, ni
+    k1 = j1 = i1 = -1
+    for k in range(nk):
+        for j in range(nj):
+            wr = words[k, j]
+            a = 0
+            while a < nw and wr[a] == 0:
+                a += 1
+            if a == nw:
+                continue
+            b = nw - 1
+            while wr[b] == 0:
+                b -= 1
+            row = mask[k, j]
+            first = a * 8
+            while not row[first]:
+                first += 1
+            last = b * 8 + 7
+            while not row[last]:
+                last -= 1
+            k0 = min(k0, k)
+            k1 = k
+            j0 = min(j0, j)
+            j1 = max(j1, j)
+            i0 = min(i0, first)
+            i1 = max(i1, last)
+    if k1 < 0:
+        return 0, 0, 0, 0, 0, 0
+    return k0, k1 + 1, j0, j1 + 1, i0, i1 + 1
+
+
 def bbox(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, slice, slice] | None:
     """Bounding box of the nonzero voxels of a 3-D mask, grown by ``margin`` voxels.
 
@@ -161,7 +230,10 @@ def bbox(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, slic
         )
     src = np.ascontiguousarray(arr)
     src = src.view(np.uint8) if src.dtype.itemsize == 1 else np.not_equal(src, 0).view(np.uint8)
-    k0, k1, j0, j1, i0, i1 = _bbox(src)
+    if src.shape[2] % 8 == 0 and src.shape[2] > 0:
+        k0, k1, j0, j1, i0, i1 = _bbox_words(src, src.view(np.uint64))
+    else:
+        k0, k1, j0, j1, i0, i1 = _bbox(src)
     if k1 == 0:
         return None
     m = (margin,) * 3 if isinstance(margin, int | np.integer) else tuple(margin)
@@ -214,7 +286,11 @@ def dilate_ball(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) ->
     if box is None:
         return out
     crop = np.ascontiguousarray(arr[box])
-    if _paint_is_cheaper(crop, len(offs)):
+    if len(offs) <= _SHIFT_MAX_OFFSETS:
+        grown = crop.copy()
+        _shift_apply(crop, offs, grown, dilate=True)
+        out[box] = grown
+    elif _paint_is_cheaper(crop, len(offs)):
         painted = crop.copy()
         _paint_balls(crop, offs, painted, True)
         out[box] = painted
@@ -252,6 +328,13 @@ def erode_ball(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> 
         return out
     padded = np.pad(arr[box], 1, constant_values=False)
     offs = ball_offsets(radius_mm, sp)
+    if len(offs) <= _SHIFT_MAX_OFFSETS:
+        # a shift beyond the one-voxel pad erodes nothing more: the pad voxel on the way
+        # lies in the ball too (it is the offset with the other components set to 0)
+        kept = padded.copy()
+        _shift_apply(padded, offs, kept, dilate=False)
+        out[box] = kept[1:-1, 1:-1, 1:-1]
+        return out
     background = ~padded
     if _paint_is_cheaper(background, len(offs)):
         kept = padded.copy()
