@@ -96,6 +96,20 @@ def _block_mean_kernel(a: np.ndarray, bk: int, bj: int, bi: int, out: np.ndarray
                 out[k, j, i] = acc[i] * inv
 
 
+@numba.njit(cache=True, nogil=True)
+def _gather_kernel(
+    a: np.ndarray, ik: np.ndarray, ij: np.ndarray, ii: np.ndarray, out: np.ndarray
+) -> None:
+    """``out = a[np.ix_(ik, ij, ii)]`` (about 4 x faster than numpy's fancy indexing)."""
+    for p in range(ik.size):
+        ap = a[ik[p]]
+        for q in range(ij.size):
+            aq = ap[ij[q]]
+            o = out[p, q]
+            for r in range(ii.size):
+                o[r] = aq[ii[r]]
+
+
 def block_mean(array: np.ndarray, block: tuple[int, int, int]) -> np.ndarray:
     """Mean over non-overlapping blocks (float32); a partial last block is left out.
 
@@ -437,6 +451,30 @@ class _Segmenter:
             return crop
         return np.asarray(ndi.gaussian_filter(crop, sig, mode="nearest"))
 
+    def _smoothed_at(
+        self, box: tuple[slice, slice, slice], masks: tuple[np.ndarray, ...]
+    ) -> list[np.ndarray]:
+        """:meth:`_smoothed` of the crop ``box`` at each of ``masks`` (bool arrays of the
+        crop), smoothing only the masks' bounding box grown by the kernel's radius: the
+        same values (the Gaussian is separable and truncated at 4 sigma; where the grown
+        box meets the crop's edge, the edge is the same)."""
+        union = masks[0].copy()
+        for m in masks[1:]:
+            union |= m
+        radius = tuple(
+            int(4.0 * self.s.smoothing_sigma_mm / s + 0.5) if self.s.smoothing_sigma_mm > 0 else 0
+            for s in self.sp_full
+        )
+        sub = bbox(union, margin=radius)
+        if sub is None:
+            return [np.zeros(0, dtype=np.float32) for _ in masks]
+        sm = self._smoothed(
+            tuple(  # type: ignore[arg-type]
+                slice(b.start + c.start, b.start + c.stop) for b, c in zip(box, sub, strict=True)
+            )
+        )
+        return [sm[m[sub]] for m in masks]
+
     def _full_box(self, coarse_mask: np.ndarray, margin_mm: float) -> tuple[slice, slice, slice]:
         cb = bbox(coarse_mask)
         assert cb is not None
@@ -604,11 +642,16 @@ class _Segmenter:
     def leaks(region: np.ndarray, allowed: np.ndarray, fraction: float = 0.1) -> bool:
         """True when ``region`` runs along the edge of ``allowed`` for more than ``fraction``
         of its surface: it continues into a larger structure (bowel, muscle)."""
-        if not region.any():
+        box = bbox(region, margin=1)
+        if box is None:
             return False
-        edge = allowed & ~np.asarray(ndi.binary_erosion(allowed))
-        surface = region & ~np.asarray(ndi.binary_erosion(region))
-        return bool((region & edge).sum() > fraction * max(1, int(surface.sum())))
+        # both erosions are needed at ``region``'s voxels only: its box grown by one voxel
+        # gives them their 6 neighbours (where the box meets the array's edge, the edge is
+        # the same)
+        r, a = region[box], allowed[box]
+        edge = a & ~np.asarray(ndi.binary_erosion(a))
+        surface = r & ~np.asarray(ndi.binary_erosion(r))
+        return bool((r & edge).sum() > fraction * max(1, int(surface.sum())))
 
     def split(self, region: np.ndarray, box: tuple[slice, slice, slice]) -> list[np.ndarray]:
         """Split touching lesions by a watershed of the distance transform (h-maxima markers)."""
@@ -979,18 +1022,19 @@ class _Segmenter:
         c_core = np.zeros_like(c_comp)
         c_core[inner_sl] = core_l
         box = self._full_of(cbox)
-        if (self.labels[box][self._up_local(c_core, cbox, box)] > 0).mean() > 0.5:
-            return []  # already a lesion (liver or bone)
-        sm = self._smoothed(box)
         seed = self._up_local(c_core, cbox, box)
-        lesion_hu = _median(sm[seed])
+        if (self.labels[box][seed] > 0).mean() > 0.5:
+            return []  # already a lesion (liver or bone)
         # the CT background: a ring one coarse voxel wide, one coarse voxel out
         region_c = dilate_ball(c_comp, self.voxel_mm, sp)
         ring_c = dilate_ball(region_c, self.voxel_mm, sp) & ~region_c
-        bg_hu = _median(sm[self._up_local(ring_c, cbox, box)])
+        ring = self._up_local(ring_c, cbox, box)
+        seed_hu, ring_hu = self._smoothed_at(box, (seed, ring))
+        lesion_hu, bg_hu = _median(seed_hu), _median(ring_hu)
         if not math.isfinite(bg_hu) or abs(lesion_hu - bg_hu) < s.lesion_min_contrast_hu:
             rejected["contrast"] += 1
             return []
+        sm = self._smoothed(box)
         seed = seed & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
         # the lesion may reach ``small`` mm beyond its hot spot, or ``large`` mm when the
         # whole hot spot is smaller than a ball of that radius (a node with faint uptake
@@ -1066,19 +1110,31 @@ class _Segmenter:
             return
         max_vox = self.s.max_node_ml * 1000.0 / float(np.prod(self.sp_full))
         min_vox = self.s.min_lesion_ml * 1000.0 / float(np.prod(self.sp_full))
-        pet = self._up_local(self.petc[cbox], cbox, box)
-        hot = self._up_local(c_comp, cbox, box)
-        inner = np.asarray(ndi.binary_erosion(allowed, iterations=2))
         for k, sl in enumerate(ndi.find_objects(lab), start=1):
             if sl is None:
                 continue
             blob = lab[sl] == k
             nvox = int(blob.sum())
-            if nvox < min_vox or nvox > max_vox or not hot[sl][blob].any():
+            if nvox < min_vox or nvox > max_vox:
                 continue
-            if float(inner[sl][blob].mean()) < 0.9:
+            # the coarse masks on the blob's box only (``sub``: the same box on the grid)
+            sub = tuple(
+                slice(b.start + c.start, b.start + c.stop) for b, c in zip(box, sl, strict=True)
+            )
+            if not self._up_local(c_comp, cbox, sub)[blob].any():  # type: ignore[arg-type]
+                continue
+            # 2 erosions of ``allowed``: its crop around the blob, 2 voxels wider, holds
+            # every neighbour they look at (where it meets the box's edge, the edge is the
+            # same)
+            wide = _grow(sl, (2, 2, 2), allowed.shape)
+            inner = np.asarray(ndi.binary_erosion(allowed[wide], iterations=2))
+            at = tuple(
+                slice(c.start - w.start, c.stop - w.start) for c, w in zip(sl, wide, strict=True)
+            )
+            if float(inner[at][blob].mean()) < 0.9:
                 continue  # part of a larger structure (bowel, muscle) or not hot
-            if float(pet[sl][blob].max()) <= thr:
+            pet = self._up_local(self.petc[cbox], cbox, sub)  # type: ignore[arg-type]
+            if float(pet[blob].max()) <= thr:
                 continue
             seed = np.zeros(sm.shape, dtype=bool)
             seed[sl] = np.asarray(ndi.binary_erosion(blob)) if nvox > 27 else blob
@@ -1121,7 +1177,9 @@ class _Segmenter:
             np.minimum(np.arange(f.start, f.stop) // b, g - 1) - c.start
             for f, b, g, c in zip(box, self.grid.block, self.grid.shape, cbox, strict=True)
         ]
-        return coarse_local[np.ix_(idx[0], idx[1], idx[2])]
+        out = np.empty((idx[0].size, idx[1].size, idx[2].size), dtype=coarse_local.dtype)
+        _gather_kernel(np.ascontiguousarray(coarse_local), idx[0], idx[1], idx[2], out)
+        return out
 
 
 def segment(
