@@ -110,6 +110,127 @@ def _gather_kernel(
                 o[r] = aq[ii[r]]
 
 
+@numba.njit(cache=True, nogil=True)
+def _uncurve_kernel(
+    u: np.ndarray, r: np.ndarray, h: np.ndarray, var: np.ndarray, out: np.ndarray
+) -> None:
+    """:meth:`_Segmenter._uncurved` on a crop: at every voxel whose 3 x 3 x 3 neighbourhood
+    (within the crop) holds both region and background, ``out = u - (lap - across) / 2``
+    (the curvature part of the kernel-weighted Laplacian, see there), from the derivatives
+    of ``np.gradient`` applied twice (central differences, 2 voxels apart for the second
+    derivatives; the crop's edge repeated beyond it)."""
+    nk, nj, ni = u.shape
+    shape = (nk, nj, ni)
+    # any / all of the 3 x 3 x 3 neighbourhood (within the crop), one axis at a time: the
+    # cube is separable
+    hi = r.astype(np.uint8)
+    lo = hi.copy()
+    for axis in range(3):
+        hx = np.moveaxis(hi, axis, 2)
+        lx = np.moveaxis(lo, axis, 2)
+        hy = hx.copy()
+        ly = lx.copy()
+        n0, n1, n2 = hx.shape
+        for x in range(n0):
+            for y in range(n1):
+                for z in range(n2 - 1):
+                    hy[x, y, z] = max(hy[x, y, z], hx[x, y, z + 1])
+                    ly[x, y, z] = min(ly[x, y, z], lx[x, y, z + 1])
+                    hy[x, y, z + 1] = max(hy[x, y, z + 1], hx[x, y, z])
+                    ly[x, y, z + 1] = min(ly[x, y, z + 1], lx[x, y, z])
+        hi = np.ascontiguousarray(np.moveaxis(hy, 2, axis))
+        lo = np.ascontiguousarray(np.moveaxis(ly, 2, axis))
+    pos = np.zeros(3, dtype=np.int64)
+    d = np.zeros(3, dtype=np.int64)
+    g = np.zeros(3)
+    gv = np.zeros(3)
+    for k in range(nk):
+        for j in range(nj):
+            for i in range(ni):
+                if hi[k, j, i] == lo[k, j, i]:
+                    continue
+                pos[0], pos[1], pos[2] = k, j, i
+                centre = np.float64(u[k, j, i])
+                for a in range(3):
+                    d[:] = 0
+                    d[a] = 1
+                    g[a] = (_at(u, pos, d, 1, shape) - _at(u, pos, d, -1, shape)) / (2.0 * h[a])
+                    gv[a] = var[a] * g[a]
+                norm2 = gv[0] * g[0] + gv[1] * g[1] + gv[2] * g[2] + 1e-12
+                lap = 0.0
+                across = 0.0
+                for a in range(3):
+                    for b in range(a, 3):
+                        d[:] = 0
+                        if a == b:
+                            d[a] = 2
+                            hab = (
+                                _at(u, pos, d, 1, shape) - 2.0 * centre + _at(u, pos, d, -1, shape)
+                            ) / (4.0 * h[a] * h[a])
+                            lap += var[a] * hab
+                            across += gv[a] * gv[a] * hab
+                        else:
+                            d[a] = 1
+                            d[b] = 1
+                            pp = _at(u, pos, d, 1, shape)
+                            mm = _at(u, pos, d, -1, shape)
+                            d[b] = -1
+                            pm = _at(u, pos, d, 1, shape)
+                            mp = _at(u, pos, d, -1, shape)
+                            hab = (pp - pm - mp + mm) / (4.0 * h[a] * h[b])
+                            across += 2.0 * gv[a] * gv[b] * hab
+                out[k, j, i] = centre - 0.5 * (lap - across / norm2)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _at(u: np.ndarray, pos: np.ndarray, d: np.ndarray, sign: int, shape: tuple) -> float:
+    """``u`` at ``pos + sign * d``, each index clamped to the array (edge padding)."""
+    k = min(max(pos[0] + sign * d[0], 0), shape[0] - 1)
+    j = min(max(pos[1] + sign * d[1], 0), shape[1] - 1)
+    i = min(max(pos[2] + sign * d[2], 0), shape[2] - 1)
+    return np.float64(u[k, j, i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_axial_kernel(mask: np.ndarray, out: np.ndarray) -> None:
+    nk, nj, ni = mask.shape
+    stack = np.empty(nj * ni, dtype=np.int64)
+    outside = np.zeros((nj, ni), dtype=np.uint8)
+    for k in range(nk):
+        m = mask[k]
+        outside[:] = 0
+        top = 0
+        for j in range(nj):
+            for i in range(ni):
+                border = j == 0 or j == nj - 1 or i == 0 or i == ni - 1
+                if border and not m[j, i] and not outside[j, i]:
+                    outside[j, i] = 1
+                    stack[top] = j * ni + i
+                    top += 1
+        while top > 0:  # each voxel is pushed once (marked first)
+            top -= 1
+            p = stack[top]
+            j = p // ni
+            i = p - j * ni
+            for jj, ii in ((j - 1, i), (j + 1, i), (j, i - 1), (j, i + 1)):
+                if 0 <= jj < nj and 0 <= ii < ni and not m[jj, ii] and not outside[jj, ii]:
+                    outside[jj, ii] = 1
+                    stack[top] = jj * ni + ii
+                    top += 1
+        for j in range(nj):
+            for i in range(ni):
+                out[k, j, i] = outside[j, i] == 0
+
+
+def _fill_holes_axial(mask: np.ndarray) -> np.ndarray:
+    """Holes filled in every axial slice on its own: background not 4-connected to the
+    slice's border (``scipy.ndimage.binary_fill_holes`` per slice, tested; a flood fill
+    from the border)."""
+    out = np.empty(mask.shape, dtype=bool)
+    _fill_axial_kernel(np.ascontiguousarray(mask, dtype=bool), out)
+    return out
+
+
 def block_mean(array: np.ndarray, block: tuple[int, int, int]) -> np.ndarray:
     """Mean over non-overlapping blocks (float32); a partial last block is left out.
 
@@ -601,41 +722,12 @@ class _Segmenter:
         box = bbox(region, margin=1)
         if box is None:
             return out
-        cube = np.ones((3, 3, 3), dtype=bool)
-        r = region[box]
-        band = np.asarray(ndi.binary_dilation(r, cube)) & ~np.asarray(
-            ndi.binary_erosion(r, cube, border_value=1)
-        )
-        # derivatives at the band's voxels only (those of np.gradient applied twice: central
-        # differences, 2 voxels apart for the second derivatives); the crop's edge repeated
-        u = np.pad(sm[box].astype(np.float64), 2, mode="edge")
-        k, j, i = (a + 2 for a in np.nonzero(band))
-        h = self.sp_full
-        var = self.kernel_var_mm2
-
-        def at(d: np.ndarray) -> np.ndarray:
-            return np.asarray(u[k + d[0], j + d[1], i + d[2]])
-
-        unit = np.eye(3, dtype=np.int64)
-        centre = u[k, j, i]
-        g = [(at(e) - at(-e)) / (2.0 * h[a]) for a, e in enumerate(unit)]
-        gv = [var[a] * g[a] for a in range(3)]
-        norm2 = gv[0] * g[0] + gv[1] * g[1] + gv[2] * g[2] + 1e-12
-        lap = np.zeros_like(centre)
-        across = np.zeros_like(centre)
-        for a in range(3):
-            for b in range(a, 3):
-                if a == b:
-                    two = 2 * unit[a]
-                    hab = (at(two) - 2.0 * centre + at(-two)) / (4.0 * h[a] * h[a])
-                    lap += var[a] * hab
-                    across += gv[a] * gv[a] * hab
-                else:
-                    pp, pm = unit[a] + unit[b], unit[a] - unit[b]
-                    hab = (at(pp) - at(pm) - at(-pm) + at(-pp)) / (4.0 * h[a] * h[b])
-                    across += 2.0 * gv[a] * gv[b] * hab
-        view = out[box]
-        view[band] = (centre - 0.5 * (lap - across / norm2)).astype(out.dtype)
+        h = np.asarray(self.sp_full, dtype=np.float64)
+        var = np.asarray(self.kernel_var_mm2, dtype=np.float64)
+        crop = np.ascontiguousarray(sm[box])
+        fixed = crop.copy()
+        _uncurve_kernel(crop, np.ascontiguousarray(region[box]), h, var, fixed)
+        out[box] = fixed
         return out
 
     @staticmethod
@@ -698,6 +790,14 @@ class _Segmenter:
     ) -> bool:
         """Paint a lesion unless it is mostly an earlier one; True when added."""
         min_vox = self.s.min_lesion_ml * 1000.0 / float(np.prod(self.sp_full))
+        sub = bbox(region)
+        if sub is None:
+            return False
+        # the region's own box within ``box`` (painting touches nothing else)
+        box = tuple(  # type: ignore[assignment]
+            slice(b.start + c.start, b.start + c.stop) for b, c in zip(box, sub, strict=True)
+        )
+        region = region[sub]
         view = self.labels[box]
         free = region & (view == 0)
         if free.sum() < max(1.0, min_vox) or free.sum() < 0.5 * region.sum():
@@ -872,10 +972,8 @@ class _Segmenter:
         if not bone.any():
             self.notes.append(f"no bone above bone_min_hu = {s.bone_min_hu} HU")
             return bone
-        hull = bone.copy()
-        for k in range(hull.shape[0]):  # axial hole filling: lytic lesions open on one side
-            hull[k] = ndi.binary_fill_holes(hull[k])
-        hull = fill_holes(hull, connectivity=6)
+        # axial hole filling (lytic lesions open on one side), then in 3-D
+        hull = fill_holes(_fill_holes_axial(bone), connectivity=6)
         inner = erode_ball(hull, self.voxel_mm, sp)
         self.est["bone_hu"] = bone_hu = (
             _median(self.ctc[inner & bone]) if (inner & bone).any() else _median(self.ctc[bone])
