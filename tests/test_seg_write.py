@@ -34,7 +34,7 @@ from netvolume.errors import (
 )
 from netvolume.io.dicom import Series, load, scan
 from netvolume.io.dicom_write import write_series
-from netvolume.io.masks._grid import label_values
+from netvolume.io.masks._grid import label_values, nonzero_box, place_on_reference
 from netvolume.io.masks._seg_write import (
     ANATOMIC_REGIONS,
     STRUCTURES,
@@ -599,6 +599,33 @@ def test_label_values(slab: int) -> None:
         expected = sorted(int(v) for v in np.unique(array) if v != 0)
         assert label_values(array, slab=slab) == expected
     assert label_values(np.zeros((3, 2, 2), np.uint8), slab=slab) == []
+
+
+@pytest.mark.parametrize("width", [5, 8, 16])
+def test_nonzero_box_equals_nonzero(width: int) -> None:
+    """The box that the SEG's content hash and label_values look into: sparse arrays (one
+    voxel at a time), words of 8 one-byte voxels and wider dtypes."""
+    rng = np.random.default_rng(width)
+    for dtype in (np.bool_, np.uint8, np.uint16, np.int64):
+        for density in (0.0, 0.002, 0.05):
+            array = ((rng.random((9, 7, width)) < density) * rng.integers(1, 5)).astype(dtype)
+            nz = np.nonzero(array)
+            expected = (
+                tuple(slice(int(v.min()), int(v.max()) + 1) for v in nz) if array.any() else None
+            )
+            assert nonzero_box(array) == expected
+
+
+def test_placement_on_the_reference_grid_is_the_array_itself() -> None:
+    reference = Volume(np.zeros((4, 5, 6), np.int16), np.diag([2.0, 0.8, 0.8, 1.0]))
+    labels = np.zeros((4, 5, 6), np.uint8)
+    labels[1, 2, 3] = 7
+    placed = place_on_reference(labels, reference.affine, reference, what="test")
+    assert placed.array is labels and placed.method == "exact"
+    flipped = reference.affine @ np.diag([1.0, 1.0, -1.0, 1.0])
+    flipped[:3, 3] = reference.affine[:3, :3] @ np.array([0.0, 0.0, 5.0])
+    moved = place_on_reference(labels[:, :, ::-1].copy(), flipped, reference, what="test")
+    assert moved.array is not labels and np.array_equal(moved.array, labels)
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -133,6 +133,8 @@ def place_on_reference(
     Returns
     -------
     Placement
+        Its ``array`` is ``array`` itself (not a copy) when the mask is already on the
+        reference grid, same axes and directions.
 
     Raises
     ------
@@ -141,6 +143,14 @@ def place_on_reference(
     """
     ref_shape = reference.spatial_shape
     mapping = _exact_map(affine, array.shape, reference, tolerance_voxels)
+    if (
+        mapping is not None
+        and list(mapping[0]) == [0, 1, 2]
+        and all(v > 0 for v in mapping[1])
+        and all(v == 0 for v in mapping[2])
+        and tuple(array.shape[:3]) == tuple(ref_shape)
+    ):
+        return Placement(array, "exact")  # the reference grid itself: nothing to copy
     out = np.zeros(ref_shape, dtype=array.dtype)
     if mapping is not None:
         src_axes, signs, starts = mapping
@@ -232,6 +242,31 @@ def _outside(
     )
 
 
+def nonzero_box(array: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the non-zero voxels of a 3-D array (None when all zero).
+
+    The slices holding any are found on the whole array as one ``any`` per slice (a
+    contiguous array is read once, 8 bytes at a time where the slice allows); rows and
+    columns only within those slices.
+    """
+    nk = array.shape[0]
+    flat = np.ascontiguousarray(array).reshape(nk, -1)
+    if flat.dtype.itemsize == 1 and flat.shape[1] % 8 == 0:
+        flat = flat.view(np.uint64)
+    ks = np.flatnonzero(flat.any(axis=1))
+    if ks.size == 0:
+        return None
+    k0, k1 = int(ks[0]), int(ks[-1]) + 1
+    sub = array[k0:k1] != 0
+    js = np.flatnonzero(sub.any(axis=(0, 2)))
+    is_ = np.flatnonzero(sub.any(axis=(0, 1)))
+    return (
+        slice(k0, k1),
+        slice(int(js[0]), int(js[-1]) + 1),
+        slice(int(is_[0]), int(is_[-1]) + 1),
+    )
+
+
 def label_values(array: np.ndarray, *, slab: int = 32) -> list[int]:
     """The distinct non-zero values of an integer label array, sorted.
 
@@ -251,6 +286,11 @@ def label_values(array: np.ndarray, *, slab: int = 32) -> list[int]:
     list of int
         The non-zero values present, increasing.
     """
+    if array.ndim == 3:
+        box = nonzero_box(array)
+        if box is None:
+            return []
+        array = array[box]  # the labelled voxels' box: all that is scanned below
     values: set[int] = set()
     for k in range(0, array.shape[0], slab):
         part = array[k : k + slab]

@@ -60,6 +60,7 @@ from netvolume.io.masks._grid import (
     describe_grid,
     grids_coincide,
     label_values,
+    nonzero_box,
     place_on_reference,
 )
 from netvolume.io.masks._seg_encode import (
@@ -500,9 +501,13 @@ def _write_seg(
     for_uid = str(series.frame_of_reference_uid)
     descriptions = _descriptions(segs, for_uid)
 
+    # the labels' identity: shape, dtype, the box of the labelled voxels and its content
+    # (everything outside the box is 0), so a mostly empty full-size map hashes fast
     digest = hashlib.sha256()
-    digest.update(f"{seg_array.shape}|{seg_array.dtype.str}|".encode())
-    digest.update(np.ascontiguousarray(seg_array).data)  # the array's bytes, not a copy
+    box = nonzero_box(seg_array)
+    digest.update(f"{seg_array.shape}|{seg_array.dtype.str}|{box}|".encode())
+    if box is not None:
+        digest.update(np.ascontiguousarray(seg_array[box]).data)
     definition = [[int(series_number), series_description, content_label]]
     for number, s in enumerate(segs, start=1):
         tid, tuid = _tracking(s, for_uid)
