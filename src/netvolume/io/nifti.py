@@ -10,6 +10,8 @@ anatomical).
 
 from __future__ import annotations
 
+import functools
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -24,10 +26,12 @@ from netvolume.volume import Provenance, Volume
 __all__ = [
     "LPS_TO_RAS",
     "nifti_bytes",
+    "nifti_parts",
     "read_nifti",
     "volume_to_nifti",
     "write_nifti",
     "write_nifti_bytes",
+    "write_nifti_parts",
 ]
 
 #: Flip of the first two world axes: LPS <-> RAS (its own inverse).
@@ -104,44 +108,127 @@ def _label_table_xml(volume: Volume) -> bytes:
     return xml.encode("utf-8")
 
 
-def nifti_bytes(volume: Volume) -> bytes:
-    """The bytes of an uncompressed NIfTI-1 file (``.nii``) of the Volume.
+#: Data types whose bytes nibabel writes unscaled (scl_slope 1, scl_inter 0) when the
+#: array already has the header's type: :func:`nifti_parts` writes those itself.
+_PLAIN_DTYPES = frozenset(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "f4", "f8"))
+#: Uncompressed bytes per piece when compressing (a quarter of a 512 x 512 one-byte slice).
+_PIECE = 1 << 16
 
-    :func:`write_nifti` is ``write_nifti_bytes(nifti_bytes(volume), path)``; the two steps
-    let a caller encode here and compress and write on another thread
-    (:func:`write_nifti_bytes` holds the GIL only briefly).
+
+def nifti_parts(volume: Volume) -> tuple[bytes, np.ndarray]:
+    """A ``.nii`` file of the Volume as (header, data): the file is ``header`` followed by
+    ``data``'s bytes in C order (NIfTI's ``i``-fastest order is netvolume's ``[k, j, i]``
+    C order, so a C-contiguous array is written without a copy).
+
+    ``header`` holds the NIfTI-1 header, its extensions and the padding up to
+    ``vox_offset``, as ``nibabel`` writes them; for data ``nibabel`` would scale (or RGB)
+    it is the whole file and ``data`` is empty. Together they are the bytes of
+    :func:`nifti_bytes` (tested).
     """
-    return volume_to_nifti(volume).to_bytes()
+    img = volume_to_nifti(volume)
+    data = np.asarray(img.dataobj)
+    if data.ndim != 3 or data.dtype not in _PLAIN_DTYPES or data.dtype != img.get_data_dtype():
+        return img.to_bytes(), np.zeros(0, np.uint8)
+    img.update_header()
+    header = img.header
+    header.set_slope_inter(1.0, 0.0)
+    buf = io.BytesIO()
+    header.write_to(buf)
+    head = buf.getvalue()
+    offset = int(header["vox_offset"])
+    if offset < len(head):
+        return img.to_bytes(), np.zeros(0, np.uint8)  # not expected: nibabel's own writer
+    body = np.ascontiguousarray(data.transpose(2, 1, 0)).astype(
+        data.dtype.newbyteorder("<"), copy=False
+    )
+    return head + b"\0" * (offset - len(head)), body
+
+
+def nifti_bytes(volume: Volume) -> bytes:
+    """The bytes of an uncompressed NIfTI-1 file (``.nii``) of the Volume."""
+    head, body = nifti_parts(volume)
+    return head + body.tobytes()
 
 
 def write_nifti_bytes(data: bytes, path: str | Path) -> Path:
-    """Write the bytes of a ``.nii`` file (:func:`nifti_bytes`), atomically.
+    """Write the bytes of a ``.nii`` file (:func:`nifti_bytes`), atomically (see
+    :func:`write_nifti_parts`)."""
+    return write_nifti_parts(data, np.zeros(0, np.uint8), path)
+
+
+def write_nifti_parts(head: bytes, body: np.ndarray, path: str | Path) -> Path:
+    """Write a ``.nii`` file given as :func:`nifti_parts`, atomically.
 
     Parameters
     ----------
-    data
-        An uncompressed NIfTI-1 file.
+    head
+        The file's first bytes (header, extensions, padding).
+    body
+        The data that follow (its bytes in C order).
     path
-        Target file, ending in ``.nii`` or ``.nii.gz``; ``.nii.gz`` is gzip-compressed at
-        level 1 (nibabel's default) in one zlib call, which releases the GIL throughout.
-        Written to a temporary file in the same folder first and renamed, so no
-        half-written file is ever left behind.
+        Target file, ending in ``.nii`` or ``.nii.gz``. Written to a temporary file in
+        the same folder first and renamed, so no half-written file is ever left behind.
 
     Returns
     -------
     Path
         The path written.
+
+    Notes
+    -----
+    ``.nii.gz`` is one gzip member, deflated at level 1 (nibabel's default) in pieces
+    of 64 KiB. A piece that is all zeros (most of a mask) is not compressed again: the
+    deflate stream is flushed to a byte boundary with its history dropped
+    (``Z_FULL_FLUSH``), and the stored stream of one zero piece is inserted instead,
+    as parallel gzip compressors join independently compressed pieces (RFC 1951
+    sections 3.2.3-3.2.4; pigz). The file decodes to the same bytes; zlib releases the
+    GIL while it compresses and checksums, so this runs well on another thread.
     """
     path = Path(path)
     suffix = _nifti_suffix(path)
+    data = np.ascontiguousarray(body).reshape(-1).view(np.uint8).data
     with atomic_path(path, suffix=suffix) as tmp, open(tmp, "wb") as fh:
         if suffix == ".nii":
+            fh.write(head)
             fh.write(data)
-        else:
-            fh.write(_GZIP_HEADER)
-            fh.write(zlib.compress(data, level=1, wbits=-15))
-            fh.write(struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
+            return path
+        fh.write(_GZIP_HEADER)
+        deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+        fh.write(deflate.compress(head))
+        crc = zlib.crc32(data, zlib.crc32(head))
+        n_full = len(data) // _PIECE
+        zero = np.zeros(0, dtype=bool)
+        if n_full:
+            words = np.frombuffer(data, dtype=np.uint64, count=n_full * _PIECE // 8)
+            zero = np.logical_not(words.reshape(n_full, _PIECE // 8).any(axis=1))
+        start = 0  # first byte not yet compressed
+        for run_start, run_stop in _runs(zero):  # runs of whole zero pieces
+            a, b = run_start * _PIECE, run_stop * _PIECE
+            fh.write(deflate.compress(data[start:a]))
+            fh.write(deflate.flush(zlib.Z_FULL_FLUSH))
+            fh.write(_zero_piece() * (run_stop - run_start))
+            start = b
+        fh.write(deflate.compress(data[start:]))
+        fh.write(deflate.flush(zlib.Z_FINISH))
+        size = len(head) + len(data)
+        fh.write(struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF))
     return path
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in a 1-D bool array."""
+    if flags.size == 0:
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], flags.view(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+@functools.cache
+def _zero_piece() -> bytes:
+    """The raw deflate stream (level 1) of one piece of zeros, from an empty history and
+    ending on a byte boundary with a non-final block (``Z_FULL_FLUSH``)."""
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return deflate.compress(bytes(_PIECE)) + deflate.flush(zlib.Z_FULL_FLUSH)
 
 
 def write_nifti(volume: Volume, path: str | Path) -> Path:
@@ -152,9 +239,9 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
     volume
         The Volume to write (any numeric dtype; booleans become uint8).
     path
-        Target file; the suffix chooses compression (``.nii.gz``: gzip level 1). Written
-        to a temporary file in the same folder first and renamed, so no half-written file
-        is ever left behind.
+        Target file; the suffix chooses compression (``.nii.gz``: gzip level 1, see
+        :func:`write_nifti_parts`). Written to a temporary file in the same folder first
+        and renamed, so no half-written file is ever left behind.
 
     Returns
     -------
@@ -163,13 +250,12 @@ def write_nifti(volume: Volume, path: str | Path) -> Path:
 
     Notes
     -----
-    The file is encoded in memory (:func:`nifti_bytes`), then compressed in one piece,
-    which needs a second copy of the data for a moment. The file decodes to what
-    ``nibabel.save`` writes (same header, extensions and data; gzip with the same header
-    and deflate level).
+    The file decodes to what ``nibabel.save`` writes (same header, extensions and data).
+    :func:`nifti_parts` and :func:`write_nifti_parts` are the two steps, for a caller
+    that encodes on one thread and compresses on another.
     """
     _nifti_suffix(Path(path))  # refuse a wrong name before encoding
-    return write_nifti_bytes(nifti_bytes(volume), path)
+    return write_nifti_parts(*nifti_parts(volume), path)
 
 
 def _nifti_suffix(path: Path) -> str:

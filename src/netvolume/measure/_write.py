@@ -43,7 +43,7 @@ import numpy as np
 from netvolume.errors import InputPathError
 from netvolume.io.masks import Segment, SegReference, load_seg_reference, write_seg
 from netvolume.io.masks._grid import label_values
-from netvolume.io.nifti import nifti_bytes, write_nifti_bytes
+from netvolume.io.nifti import nifti_parts, write_nifti_parts
 from netvolume.measure._records import LESION_COLUMNS, LesionRecord, StudyMeasurement
 from netvolume.volume import Volume
 
@@ -365,10 +365,11 @@ def _organ_array(vol: Volume) -> np.ndarray:
 def _write_masks(
     m: StudyMeasurement, labels: Volume | None, root: Path, log: _Outputs, pool: Executor
 ) -> list[Future[Path]]:
-    """Encode the NIfTI masks; ``pool`` compresses and writes them (the jobs returned).
+    """Encode the NIfTI masks' headers; ``pool`` compresses and writes them (the jobs
+    returned).
 
-    The encoding holds the GIL, the compression (one zlib call per file) does not: on
-    another thread it runs while this one builds the DICOM SEGs (mostly Python).
+    The compression (zlib) releases the GIL: on another thread it runs while this one
+    builds the DICOM SEGs (mostly Python). The masks' arrays are passed, not copied.
     """
     jobs = []
     for rel, organ, vol in (
@@ -379,12 +380,12 @@ def _write_masks(
             log.skipped[rel] = f"no {organ} mask (the {organ} was not segmented)"
             continue
         mask = vol.with_array(_organ_array(vol), units="label", label_names={1: organ})
-        jobs.append(pool.submit(write_nifti_bytes, nifti_bytes(mask), root / rel))
+        jobs.append(pool.submit(write_nifti_parts, *nifti_parts(mask), root / rel))
         log.written.append(rel)
     if labels is None:
         log.skipped[_LESIONS_NII] = "no lesion mask and no measurement grid to draw an empty one on"
         return jobs
-    jobs.append(pool.submit(write_nifti_bytes, nifti_bytes(labels), root / _LESIONS_NII))
+    jobs.append(pool.submit(write_nifti_parts, *nifti_parts(labels), root / _LESIONS_NII))
     log.written.append(_LESIONS_NII)
     return jobs
 
