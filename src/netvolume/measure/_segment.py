@@ -49,8 +49,10 @@ for a trained model on real anatomy. Every stage can be replaced by an imported 
 from __future__ import annotations
 
 import math
-from collections import deque
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
@@ -322,6 +324,79 @@ class Segmentation:
 
 
 # --------------------------------------------------------------------------- segmenter
+
+#: A PET hot spot to examine: (coarse box, spot mask, its whole component's mask, depth).
+_HotPart = tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]
+
+
+@dataclass
+class _HotPlan:
+    """What :meth:`_Segmenter._plan_hot` found for one hot spot.
+
+    ``outcome``: ``bone`` / ``fat`` / ``contrast`` (rejected for that reason) or
+    ``delineated``; ``core``: the spot's core on the full-grid crop ``box`` (to check it is
+    not already a lesion); ``region`` / ``organ``: the lesion to add (None when every
+    margin ran on into a larger structure: ``leaked``, with the ``hotter`` spots inside to
+    examine instead); ``cbox``, ``c_whole``, ``sm``: the coarse crop, the component on it
+    and the smoothed CT, for the nodes in the hot component.
+    """
+
+    outcome: str
+    box: tuple[slice, slice, slice] | None = None
+    core: np.ndarray | None = None
+    cbox: tuple[slice, slice, slice] | None = None
+    c_whole: np.ndarray | None = None
+    sm: np.ndarray | None = None
+    region: np.ndarray | None = None
+    organ: str = "other"
+    leaked: bool = False
+    hotter: list[_HotPart] = field(default_factory=list)
+
+
+class _Crops:
+    """Smoothed CT crops by box, each computed once however many threads ask for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[int, ...], Future[np.ndarray]] = {}
+
+    def get(self, key: tuple[int, ...], make: Callable[[], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            future = self._made.get(key)
+            mine = future is None
+            if future is None:
+                future = self._made[key] = Future()
+        if mine:
+            try:
+                future.set_result(make())
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+        return future.result()
+
+
+def _workers() -> int:
+    """Threads for the lesion search: ``NETVOLUME_THREADS`` or the CPUs (at most 4); 1
+    unless numba's threading layer is one that may be entered from several threads at
+    once (OpenMP or TBB; its ``workqueue`` layer may not). The results do not depend on
+    it (tested)."""
+    text = os.environ.get("NETVOLUME_THREADS", "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise NetVolumeError(
+                f"NETVOLUME_THREADS = {text!r}: expected a whole number of threads, 1 or more",
+                hint="unset it to use the CPUs, or set e.g. NETVOLUME_THREADS=1",
+            )
+        n = int(text)
+    else:
+        n = min(4, os.cpu_count() or 1)
+    if n == 1:
+        return 1
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        return 1
+    return n if layer in ("omp", "tbb") else 1
 
 
 class SegmentationError(NetVolumeError):
@@ -1048,15 +1123,28 @@ class _Segmenter:
         lo, hi = s.soft_tissue_hu_range
         objs = ndi.find_objects(lab)
         rejected = {"fat": 0, "contrast": 0, "bone": 0, "leak": 0, "refined": 0}
-        parts: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]] = []
+        # each spot is delineated on worker threads (what it finds depends on the CT and
+        # PET only) and then added in order here (what depends on the lesions found so
+        # far): the same lesions, in the same order, as one spot after the other. A
+        # component's spots share one thread and one smoothed crop; the hotter cores of
+        # spots that ran on into a larger structure follow, in the same way.
+        units: list[list[_HotPart]] = []
         for k in range(1, n + 1):
             sl = objs[k - 1]
             if sl is not None:
                 whole = lab[sl] == k
-                parts.extend((sl, m, whole, 0) for m in self._split_hot(whole, self.petc[sl], thr))
-        queue = deque(parts)  # a spot's hotter cores join the end
-        while queue:
-            queue.extend(self._pet_part(*queue.popleft(), thr, bone_hull, rejected))
+                split = self._split_hot(whole, self.petc[sl], thr)
+                units.append([(sl, m, whole, 0) for m in split])
+        workers = _workers()
+        pool = ThreadPoolExecutor(workers) if workers > 1 and len(units) > 1 else None
+        try:
+            while units:
+                plans = self._plan_units(units, thr, bone_hull, pool)
+                subs = [p for plan in plans for p in self._commit_hot(plan, thr, rejected)]
+                units = [[p] for p in subs]
+        finally:
+            if pool is not None:
+                pool.shutdown()
         refined = rejected.pop("refined")
         total = sum(rejected.values())
         if total:
@@ -1075,7 +1163,25 @@ class _Segmenter:
                 f"{s.hotspot_refine_fraction})"
             )
 
-    def _pet_part(
+    def _plan_units(
+        self,
+        units: list[list[_HotPart]],
+        thr: float,
+        bone_hull: np.ndarray,
+        pool: ThreadPoolExecutor | None,
+    ) -> list[_HotPlan]:
+        """:meth:`_plan_hot` of every spot (``units``: the spots of one component each,
+        which share a smoothed CT crop); the plans in the order of the spots. On a pool
+        the spots of the largest components start first (they take longest)."""
+        parts = [part for unit in units for part in unit]
+        crops = _Crops()
+        if pool is None:
+            return [self._plan_hot(*part, thr, bone_hull, crops) for part in parts]
+        order = sorted(range(len(parts)), key=lambda i: -int(parts[i][2].sum()))
+        futures = {i: pool.submit(self._plan_hot, *parts[i], thr, bone_hull, crops) for i in order}
+        return [futures[i].result() for i in range(len(parts))]
+
+    def _plan_hot(
         self,
         sl: tuple[slice, slice, slice],
         comp_l: np.ndarray,
@@ -1083,15 +1189,18 @@ class _Segmenter:
         depth: int,
         thr: float,
         bone_hull: np.ndarray,
-        rejected: dict[str, int],
-    ) -> list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]]:
+        crops: _Crops,
+    ) -> _HotPlan:
         """One hot spot ``comp_l`` (coarse box ``sl``, of the hot component ``whole_l``):
-        delineated on CT and added when its CT region stays near it.
+        everything :meth:`_commit_hot` needs that does not depend on the lesions found so
+        far (so spots can be planned on several threads): delineated on CT, kept when its
+        CT region stays near it.
 
-        Returns the hotter spots inside it to examine in its place when its CT region ran
-        on into a larger structure (a primary in a bowel loop whose physiological uptake is
-        above the threshold too): ``comp_l`` re-thresholded at its median SUV plus
+        When its CT region ran on into a larger structure (a primary in a bowel loop whose
+        physiological uptake is above the threshold too), the plan holds the hotter spots
+        inside it to examine in its place: ``comp_l`` re-thresholded at its median SUV plus
         ``hotspot_refine_fraction`` of the way to its SUVmax (once: ``depth`` 0 only).
+        ``crops``: the smoothed CT crops, shared by the spots of a component.
         """
         assert self.petc is not None
         s, sp = self.s, self.sp
@@ -1100,12 +1209,10 @@ class _Segmenter:
         peak = float(pet_l[comp_l].max())
         core_l = comp_l & (pet_l >= thr + 0.5 * (peak - thr))
         if bone_hull[sl][core_l].any():
-            rejected["bone"] += 1
-            return []  # uptake of bone or a bone lesion: the CT bone path decides
+            return _HotPlan("bone")  # uptake of bone or a bone lesion: the CT bone path decides
         core_hu = _median(self.ctc[sl][core_l])
         if not lo <= core_hu <= hi:
-            rejected["fat"] += 1
-            return []
+            return _HotPlan("fat")
         # work in a local box: the component, dilated
         small, large = s.pet_lesion_ct_margin_mm
         m = tuple(math.ceil((large + 2.0) / v) + 1 for v in sp)
@@ -1120,20 +1227,21 @@ class _Segmenter:
         c_core = np.zeros_like(c_comp)
         c_core[inner_sl] = core_l
         box = self._full_of(cbox)
-        seed = self._up_local(c_core, cbox, box)
-        if (self.labels[box][seed] > 0).mean() > 0.5:
-            return []  # already a lesion (liver or bone)
+        core = self._up_local(c_core, cbox, box)
+        plan = _HotPlan("contrast", box=box, core=core)
         # the CT background: a ring one coarse voxel wide, one coarse voxel out
         region_c = dilate_ball(c_comp, self.voxel_mm, sp)
         ring_c = dilate_ball(region_c, self.voxel_mm, sp) & ~region_c
         ring = self._up_local(ring_c, cbox, box)
-        seed_hu, ring_hu = self._smoothed_at(box, (seed, ring))
+        seed_hu, ring_hu = self._smoothed_at(box, (core, ring))
         lesion_hu, bg_hu = _median(seed_hu), _median(ring_hu)
         if not math.isfinite(bg_hu) or abs(lesion_hu - bg_hu) < s.lesion_min_contrast_hu:
-            rejected["contrast"] += 1
-            return []
-        sm = self._smoothed(box)
-        seed = seed & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
+            return plan
+        sm = crops.get(
+            tuple(v for b in box for v in (b.start, b.stop)), lambda: self._smoothed(box)
+        )
+        seed = core & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
+        plan.outcome, plan.cbox, plan.c_whole, plan.sm = "delineated", cbox, c_whole, sm
         # the lesion may reach ``small`` mm beyond its hot spot, or ``large`` mm when the
         # whole hot spot is smaller than a ball of that radius (a node with faint uptake
         # is larger than its part above the threshold; a large hot structure given that
@@ -1142,27 +1250,22 @@ class _Segmenter:
         whole_mm3 = float(whole_l.sum() * np.prod(sp))
         wide = depth > 0 or whole_mm3 < 4.0 / 3.0 * math.pi * large**3
         margins = (small, large) if wide else (small,)
-        leaked = True
         for margin in margins:
             allowed = self._up_local(dilate_ball(c_whole, margin, sp), cbox, box)
             region, _, bg = self.delineate(seed, box, bg_hu, allowed, adapt_bg=True, sm=sm)
             if not self.leaks(region, allowed):
-                leaked = False
                 # in fat: a lymph node; a hot spot inside a larger hot structure (bowel
                 # with physiological uptake, depth 1) or in soft tissue: other
-                organ = "lymph_node" if bg < lo and depth == 0 else "other"
-                self.add(region, box, organ, "pet")
-                break
-        self._nodes_in_hot(c_whole, cbox, box, sm, thr)
-        if not leaked:
-            return []
+                plan.region = region
+                plan.organ = "lymph_node" if bg < lo and depth == 0 else "other"
+                return plan
+        plan.leaked = True
         if depth == 0:
             base = _median(pet_l[comp_l])
             t2 = base + s.hotspot_refine_fraction * (peak - base)
             hotter = comp_l & (pet_l >= t2)
             if t2 > thr and hotter.sum() < comp_l.sum():
                 lab, _ = label(hotter, connectivity=26)
-                subs: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, int]] = []
                 for k, ssl in enumerate(ndi.find_objects(lab), start=1):
                     if ssl is None:
                         continue
@@ -1172,10 +1275,30 @@ class _Segmenter:
                         slice(ssl[2].start + sl[2].start, ssl[2].stop + sl[2].start),
                     )
                     sub = lab[ssl] == k
-                    subs.append((g, sub, sub, 1))
-                if subs:
-                    rejected["refined"] += 1
-                    return subs
+                    plan.hotter.append((g, sub, sub, 1))
+        return plan
+
+    def _commit_hot(self, plan: _HotPlan, thr: float, rejected: dict[str, int]) -> list[_HotPart]:
+        """Add a planned hot spot's lesion unless its core is already a lesion; look for
+        nodes in its hot component; return the hotter spots to examine in its place."""
+        if plan.outcome in ("bone", "fat"):
+            rejected[plan.outcome] += 1
+            return []
+        assert plan.box is not None and plan.core is not None
+        if (self.labels[plan.box][plan.core] > 0).mean() > 0.5:
+            return []  # already a lesion (liver or bone)
+        if plan.outcome == "contrast":
+            rejected["contrast"] += 1
+            return []
+        assert plan.cbox is not None and plan.c_whole is not None and plan.sm is not None
+        if plan.region is not None:
+            self.add(plan.region, plan.box, plan.organ, "pet")
+        self._nodes_in_hot(plan.c_whole, plan.cbox, plan.box, plan.sm, thr)
+        if not plan.leaked:
+            return []
+        if plan.hotter:
+            rejected["refined"] += 1
+            return plan.hotter
         rejected["leak"] += 1
         return []
 
