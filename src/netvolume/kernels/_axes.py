@@ -108,20 +108,28 @@ def _hull(xlo, xhi, base, nrow, y0, hi_, hj_):  # type: ignore[no-untyped-def]
     # Andrew's monotone chain
     m = 0
     for t in range(npts):  # lower hull
-        while m >= 2 and (
-            (hi_[m - 1] - hi_[m - 2]) * (pj[t] - hj_[m - 2])
-            - (hj_[m - 1] - hj_[m - 2]) * (pi[t] - hi_[m - 2])
-        ) <= 0:
+        while (
+            m >= 2
+            and (
+                (hi_[m - 1] - hi_[m - 2]) * (pj[t] - hj_[m - 2])
+                - (hj_[m - 1] - hj_[m - 2]) * (pi[t] - hi_[m - 2])
+            )
+            <= 0
+        ):
             m -= 1
         hi_[m] = pi[t]
         hj_[m] = pj[t]
         m += 1
     lower = m + 1
     for t in range(npts - 2, -1, -1):  # upper hull
-        while m >= lower and (
-            (hi_[m - 1] - hi_[m - 2]) * (pj[t] - hj_[m - 2])
-            - (hj_[m - 1] - hj_[m - 2]) * (pi[t] - hi_[m - 2])
-        ) <= 0:
+        while (
+            m >= lower
+            and (
+                (hi_[m - 1] - hi_[m - 2]) * (pj[t] - hj_[m - 2])
+                - (hj_[m - 1] - hj_[m - 2]) * (pi[t] - hi_[m - 2])
+            )
+            <= 0
+        ):
             m -= 1
         hi_[m] = pi[t]
         hj_[m] = pj[t]
@@ -252,8 +260,15 @@ def axes_per_label(xlo, xhi, offsets, bbox, counts, sy, sx, tol):  # type: ignor
                     hb = _slice_hull(xlo, xhi, offsets, bbox, j, best_z, hi_, hj_)
                     _db, ab, bb_ = _diameter(hi_, hj_, hb, sy, sx)
                     best_sa, q0, q1, q2, q3 = _short_axis(
-                        hi_, hj_, hb, sy, sx,
-                        hi_[ab] * sy, hj_[ab] * sx, hi_[bb_] * sy, hj_[bb_] * sx,
+                        hi_,
+                        hj_,
+                        hb,
+                        sy,
+                        sx,
+                        hi_[ab] * sy,
+                        hj_[ab] * sx,
+                        hi_[bb_] * sy,
+                        hj_[bb_] * sx,
                     )
                     bsa[0] = q0
                     bsa[1] = q1
@@ -282,8 +297,15 @@ def axes_per_label(xlo, xhi, offsets, bbox, counts, sy, sx, tol):  # type: ignor
         if best_sa < 0.0:
             h = _slice_hull(xlo, xhi, offsets, bbox, j, best_z, hi_, hj_)
             best_sa, q0, q1, q2, q3 = _short_axis(
-                hi_, hj_, h, sy, sx,
-                bend[0] * sy, bend[1] * sx, bend[2] * sy, bend[3] * sx,
+                hi_,
+                hj_,
+                h,
+                sy,
+                sx,
+                bend[0] * sy,
+                bend[1] * sx,
+                bend[2] * sy,
+                bend[3] * sx,
             )
             bsa[0] = q0
             bsa[1] = q1

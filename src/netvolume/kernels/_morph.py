@@ -229,17 +229,35 @@ def bbox(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, slic
             f"expected a 3-D mask, got {arr.ndim} dimensions", hint="pass one 3-D volume"
         )
     src = np.ascontiguousarray(arr)
-    src = src.view(np.uint8) if src.dtype.itemsize == 1 else np.not_equal(src, 0).view(np.uint8)
+    item = src.dtype.itemsize
+    if item == 1:
+        src = src.view(np.uint8)
+    elif src.dtype.kind in "iu" and src.shape[2] > 0:
+        # an integer is non-zero where one of its bytes is: scan the bytes, then divide
+        # the column bounds by the item size (no thresholded copy)
+        found = bbox(src.view(np.uint8))
+        if found is None:
+            return None
+        cols = slice(found[2].start // item, -(-found[2].stop // item))
+        return _grown((found[0], found[1], cols), margin, arr.shape)
+    else:
+        src = np.not_equal(src, 0).view(np.uint8)
     if src.shape[2] % 8 == 0 and src.shape[2] > 0:
         k0, k1, j0, j1, i0, i1 = _bbox_words(src, src.view(np.uint64))
     else:
         k0, k1, j0, j1, i0, i1 = _bbox(src)
     if k1 == 0:
         return None
+    return _grown((slice(k0, k1), slice(j0, j1), slice(i0, i1)), margin, arr.shape)
+
+
+def _grown(
+    box: tuple[slice, slice, slice], margin: int | Sequence[int], shape: tuple[int, ...]
+) -> tuple[slice, slice, slice]:
     m = (margin,) * 3 if isinstance(margin, int | np.integer) else tuple(margin)
     return tuple(  # type: ignore[return-value]
-        slice(max(0, a - r), min(n, b + r))
-        for a, b, r, n in zip((k0, j0, i0), (k1, j1, i1), map(int, m), arr.shape, strict=True)
+        slice(max(0, s.start - r), min(n, s.stop + r))
+        for s, r, n in zip(box, map(int, m), shape, strict=True)
     )
 
 

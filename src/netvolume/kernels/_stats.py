@@ -139,8 +139,9 @@ def stats_pass(labels, words, per_word, ones, n, values, with_values, bounds):  
                     if bad[c] == 0:
                         bad[c] = lab if lab > 0 else -1
                     continue
-                _accumulate(ia[lab], fa[lab], z, y, starts[i], stops[i], values, with_values,
-                            ny, nx)
+                _accumulate(
+                    ia[lab], fa[lab], z, y, starts[i], stops[i], values, with_values, ny, nx
+                )
     return iacc, facc, bad
 
 

@@ -540,19 +540,19 @@ def measure_study(
 
     # ---- number the lesions: organ order, then volume (largest first)
     n = len(organs)
-    counts = region_stats(labels, n, spacing=grid.spacing).voxels if n else np.zeros(0, int)
+    # the label map is this function's own (the segmentation's, or the import's copy):
+    # renumbered in place, inside the lesions' box only (the rest of the grid is 0)
+    lbox = bbox(labels) if n else None
+    counts = np.zeros(n, dtype=np.int64)
+    if lbox is not None:
+        counts = np.bincount(labels[lbox].ravel(), minlength=n + 1)[1 : n + 1]
     order = sorted(range(n), key=lambda i: (ORGANS.index(organs[i]), -int(counts[i]), i))
     present = [i for i in order if counts[i] > 0]
     lut = np.zeros(n + 1, dtype=np.uint16)
     for new, old in enumerate(present, start=1):
         lut[old + 1] = new
-    if n:
-        # renumber inside the lesions' box only: the rest of the grid stays 0
-        lbox = bbox(labels)
-        relabelled = np.zeros(labels.shape, dtype=np.uint16)
-        if lbox is not None:
-            relabelled[lbox] = lut[labels[lbox]]
-        labels = relabelled
+    if lbox is not None:
+        labels[lbox] = lut[labels[lbox]]
     names_old = [imported_names.get(i + 1) for i in range(n)]
     organs = [organs[i] for i in present]
     detected = [detected[i] for i in present]
