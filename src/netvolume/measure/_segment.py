@@ -353,6 +353,15 @@ class _HotPlan:
     hotter: list[_HotPart] = field(default_factory=list)
 
 
+@dataclass
+class _PetSearch:
+    """The PET hot spots being planned (:meth:`_Segmenter.pet_search`)."""
+
+    threshold: float
+    bone_hull: np.ndarray
+    plans: list[Future[_HotPlan]]
+
+
 class _Crops:
     """Smoothed CT crops by box, each computed once however many threads ask for it."""
 
@@ -1041,14 +1050,21 @@ class _Segmenter:
         crop = self.ct.crop(box)
         return np.asarray(self.pet_sampler(crop), dtype=np.float32)
 
-    def bone_lesions(self) -> np.ndarray:
+    def bone_hull(self) -> np.ndarray:
+        """Bone (``bone_min_hu``) with its holes filled, axially (lytic lesions open on one
+        side), then in 3-D; coarse grid."""
+        bone = self.bodyc & (self.ctc >= self.s.bone_min_hu)
+        if not bone.any():
+            return bone
+        return fill_holes(_fill_holes_axial(bone), connectivity=6)
+
+    def bone_lesions(self, hull: np.ndarray) -> None:
+        """Lesions in the bone ``hull`` (:meth:`bone_hull`)."""
         s, sp = self.s, self.sp
         bone = self.bodyc & (self.ctc >= s.bone_min_hu)
         if not bone.any():
             self.notes.append(f"no bone above bone_min_hu = {s.bone_min_hu} HU")
-            return bone
-        # axial hole filling (lytic lesions open on one side), then in 3-D
-        hull = fill_holes(_fill_holes_axial(bone), connectivity=6)
+            return
         inner = erode_ball(hull, self.voxel_mm, sp)
         self.est["bone_hu"] = bone_hu = (
             _median(self.ctc[inner & bone]) if (inner & bone).any() else _median(self.ctc[bone])
@@ -1075,7 +1091,6 @@ class _Segmenter:
             floor_hu=floor,
             narrow_full=lambda b: self._up_local(hull[self._coarse_of(b)], self._coarse_of(b), b),
         )
-        return hull
 
     def _hot_threshold(self) -> float:
         if "soft_tissue_suv" not in self.est:
@@ -1102,10 +1117,24 @@ class _Segmenter:
             )
         )
 
-    def pet_lesions(
-        self, liver_hull: np.ndarray, spleen: np.ndarray | None, bone_hull: np.ndarray
-    ) -> None:
-        """Extra-hepatic lesions: PET hot spots with a soft-tissue CT correlate."""
+    def pet_search(
+        self,
+        liver_hull: np.ndarray,
+        spleen: np.ndarray | None,
+        bone_hull: np.ndarray,
+        pool: ThreadPoolExecutor | None,
+    ) -> _PetSearch | None:
+        """Extra-hepatic lesions, first half: PET hot spots with a soft-tissue CT
+        correlate, planned (:meth:`_plan_hot`) on ``pool`` while the liver and bone
+        lesions are searched on this thread; :meth:`pet_lesions` adds them. None when
+        there is no hot spot.
+
+        Each spot is delineated on a worker thread (what it finds depends on the CT and
+        PET only) and then added in order (what depends on the lesions found so far): the
+        same lesions, in the same order, as one spot after the other (tested). A
+        component's spots share one smoothed crop; the hotter cores of spots that ran on
+        into a larger structure follow, in the same way.
+        """
         assert self.petc is not None
         s, sp = self.s, self.sp
         thr = self._hot_threshold()
@@ -1119,32 +1148,26 @@ class _Segmenter:
         hot &= ~dilate_ball(blood & ~kidney, 0.5 * s.organ_spill_margin_mm, sp)
         lab, n = label(hot, connectivity=26)
         if n == 0:
-            return
-        lo, hi = s.soft_tissue_hu_range
+            return None
         objs = ndi.find_objects(lab)
-        rejected = {"fat": 0, "contrast": 0, "bone": 0, "leak": 0, "refined": 0}
-        # each spot is delineated on worker threads (what it finds depends on the CT and
-        # PET only) and then added in order here (what depends on the lesions found so
-        # far): the same lesions, in the same order, as one spot after the other. A
-        # component's spots share one thread and one smoothed crop; the hotter cores of
-        # spots that ran on into a larger structure follow, in the same way.
-        units: list[list[_HotPart]] = []
+        parts: list[_HotPart] = []
         for k in range(1, n + 1):
             sl = objs[k - 1]
             if sl is not None:
                 whole = lab[sl] == k
-                split = self._split_hot(whole, self.petc[sl], thr)
-                units.append([(sl, m, whole, 0) for m in split])
-        workers = _workers()
-        pool = ThreadPoolExecutor(workers) if workers > 1 and len(units) > 1 else None
-        try:
-            while units:
-                plans = self._plan_units(units, thr, bone_hull, pool)
-                subs = [p for plan in plans for p in self._commit_hot(plan, thr, rejected)]
-                units = [[p] for p in subs]
-        finally:
-            if pool is not None:
-                pool.shutdown()
+                parts.extend((sl, m, whole, 0) for m in self._split_hot(whole, self.petc[sl], thr))
+        return _PetSearch(thr, bone_hull, self._plan_parts(parts, thr, bone_hull, pool))
+
+    def pet_lesions(self, search: _PetSearch, pool: ThreadPoolExecutor | None) -> None:
+        """Extra-hepatic lesions, second half: the planned hot spots added in order."""
+        s = self.s
+        lo, hi = s.soft_tissue_hu_range
+        thr = search.threshold
+        rejected = {"fat": 0, "contrast": 0, "bone": 0, "leak": 0, "refined": 0}
+        plans = search.plans
+        while plans:
+            subs = [p for plan in plans for p in self._commit_hot(plan.result(), thr, rejected)]
+            plans = self._plan_parts(subs, thr, search.bone_hull, pool)
         refined = rejected.pop("refined")
         total = sum(rejected.values())
         if total:
@@ -1163,23 +1186,25 @@ class _Segmenter:
                 f"{s.hotspot_refine_fraction})"
             )
 
-    def _plan_units(
+    def _plan_parts(
         self,
-        units: list[list[_HotPart]],
+        parts: list[_HotPart],
         thr: float,
         bone_hull: np.ndarray,
         pool: ThreadPoolExecutor | None,
-    ) -> list[_HotPlan]:
-        """:meth:`_plan_hot` of every spot (``units``: the spots of one component each,
-        which share a smoothed CT crop); the plans in the order of the spots. On a pool
-        the spots of the largest components start first (they take longest)."""
-        parts = [part for unit in units for part in unit]
+    ) -> list[Future[_HotPlan]]:
+        """:meth:`_plan_hot` of every spot, submitted to ``pool`` (largest components
+        first: they take longest), or done here without one; in the order of ``parts``."""
         crops = _Crops()
-        if pool is None:
-            return [self._plan_hot(*part, thr, bone_hull, crops) for part in parts]
+        futures: dict[int, Future[_HotPlan]] = {}
         order = sorted(range(len(parts)), key=lambda i: -int(parts[i][2].sum()))
-        futures = {i: pool.submit(self._plan_hot, *parts[i], thr, bone_hull, crops) for i in order}
-        return [futures[i].result() for i in range(len(parts))]
+        for i in order if pool is not None else range(len(parts)):
+            if pool is not None:
+                futures[i] = pool.submit(self._plan_hot, *parts[i], thr, bone_hull, crops)
+            else:
+                futures[i] = Future()
+                futures[i].set_result(self._plan_hot(*parts[i], thr, bone_hull, crops))
+        return [futures[i] for i in range(len(parts))]
 
     def _plan_hot(
         self,
@@ -1453,15 +1478,25 @@ def segment(
     else:
         sc = block_mean(spleen.astype(np.uint8), sg.grid.block) >= 0.5
     if lesions_auto:
-        sg.liver_lesions(liver_full, hull)
-        bone_hull = sg.bone_lesions()
-        if sg.petc is not None:
-            sg.pet_lesions(hull, sc, bone_hull)
-        else:
-            sg.notes.append(
-                "CT-only study: lesions outside liver and bone (lymph nodes, primary) are "
-                "found on PET and were not searched for; import them with --lesion-mask"
-            )
+        workers = _workers()
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        try:
+            bone_hull = sg.bone_hull()
+            # the PET hot spots are delineated on the pool while the liver and bone
+            # lesions are searched here; they are added after them, in order
+            search = sg.pet_search(hull, sc, bone_hull, pool) if sg.petc is not None else None
+            sg.liver_lesions(liver_full, hull)
+            sg.bone_lesions(bone_hull)
+            if search is not None:
+                sg.pet_lesions(search, pool)
+            elif sg.petc is None:
+                sg.notes.append(
+                    "CT-only study: lesions outside liver and bone (lymph nodes, primary) are "
+                    "found on PET and were not searched for; import them with --lesion-mask"
+                )
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     return Segmentation(
         liver=liver_full,
         spleen=spleen_full,
