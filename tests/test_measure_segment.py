@@ -13,6 +13,8 @@ primary was found).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -46,9 +48,8 @@ def _inside(grid: tuple[np.ndarray, ...], shape: tuple) -> np.ndarray:
     return ((x - cx) / ax) ** 2 + ((y - cy) / ay) ** 2 + ((z - cz) / az) ** 2 <= 1.0
 
 
-@pytest.fixture(scope="module", params=[1.25, 2.0], ids=["1.25mm", "2mm"])
-def abdomen(request: pytest.FixtureRequest) -> tuple[float, dict, Segmentation]:
-    dz = float(request.param)
+def _abdomen_inputs(dz: float) -> tuple[Volume, Callable[[Volume], np.ndarray], dict]:
+    """The synthetic abdomen's CT, PET sampler and truth masks, with ``dz`` mm slices."""
     nz = round(HEIGHT_MM / dz)
     spacing = (dz, PIXEL_MM, PIXEL_MM)
     grid = np.meshgrid(
@@ -106,8 +107,39 @@ def abdomen(request: pytest.FixtureRequest) -> tuple[float, dict, Segmentation]:
         out = block_mean(pet, block)
         return out[tuple(slice(0, n) for n in ref.spatial_shape)]
 
+    return ct_vol, sampler, truth
+
+
+@pytest.fixture(scope="module", params=[1.25, 2.0], ids=["1.25mm", "2mm"])
+def abdomen(request: pytest.FixtureRequest) -> tuple[float, dict, Segmentation]:
+    dz = float(request.param)
+    ct_vol, sampler, truth = _abdomen_inputs(dz)
     seg = segment(ct_vol, sampler, MeasureSettings())
     return dz, truth, seg
+
+
+def test_same_lesions_on_one_or_several_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PET hot spots are planned on worker threads and added in order: one thread and
+    three give the same label map, organs, detection routes and notes (the abdomen's node,
+    bowel loop with its primary found as the hotter core, and hot liver lesions)."""
+    from netvolume.errors import NetVolumeError
+    from netvolume.measure import _segment
+
+    ct_vol, sampler, _ = _abdomen_inputs(1.25)
+    runs = {}
+    for threads in ("1", "3"):
+        monkeypatch.setenv("NETVOLUME_THREADS", threads)
+        runs[threads] = segment(ct_vol, sampler, MeasureSettings())
+        if threads == "3" and _segment._workers() != 3:
+            pytest.skip("numba's threading layer may not be entered from several threads")
+    one, three = runs["1"], runs["3"]
+    assert one.organs and "lymph_node" in one.organs
+    assert np.array_equal(one.lesions, three.lesions)
+    assert (one.organs, one.detected_by, one.notes) == (three.organs, three.detected_by, three.notes)
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("NETVOLUME_THREADS", bad)
+        with pytest.raises(NetVolumeError, match="NETVOLUME_THREADS"):
+            _segment._workers()
 
 
 def _match(seg: Segmentation, truth_mask: np.ndarray) -> int:

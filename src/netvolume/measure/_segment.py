@@ -385,7 +385,8 @@ class _Crops:
 
 
 def _workers() -> int:
-    """Threads for the lesion search: ``NETVOLUME_THREADS`` or the CPUs (at most 4); 1
+    """Threads for the lesion search: ``NETVOLUME_THREADS``, else numba's thread count
+    (the CPUs, or a batch worker's share; at most 4); 1
     unless numba's threading layer is one that may be entered from several threads at
     once (OpenMP or TBB; its ``workqueue`` layer may not). The results do not depend on
     it (tested)."""
@@ -398,7 +399,9 @@ def _workers() -> int:
             )
         n = int(text)
     else:
-        n = min(4, os.cpu_count() or 1)
+        # numba's threads of the calling thread: the cores, or what a batch worker was
+        # given (``netvolume run --jobs``)
+        n = min(4, numba.get_num_threads())
     if n == 1:
         return 1
     try:
@@ -655,6 +658,34 @@ class _Segmenter:
         if self.s.smoothing_sigma_mm <= 0:
             return crop
         return np.asarray(ndi.gaussian_filter(crop, sig, mode="nearest"))
+
+    def _smoothed_within(
+        self,
+        box: tuple[slice, slice, slice],
+        organ: np.ndarray,
+        where: np.ndarray,
+        sm: np.ndarray,
+    ) -> np.ndarray:
+        """``sm`` (:meth:`_smoothed` of the crop ``box``) with the voxels ``where`` (inside
+        ``organ``; bool arrays of the crop) smoothed over ``organ`` only.
+
+        Normalised convolution (Knutsson and Westin, Proc CVPR 1993:515): the Gaussian of
+        the CT times the organ mask divided by the Gaussian of the mask, so that a voxel
+        is a weighted mean of organ voxels alone. Near the liver's surface the ordinary
+        Gaussian mixes in the fat beyond it (-100 HU), which pulls parenchyma next to the
+        surface below the half-way HU of a hypodense lesion touching it: the lesion ran on
+        along the surface (+5 % on a 10 mm subcapsular lesion). Elsewhere the two agree.
+        """
+        if self.s.smoothing_sigma_mm <= 0:
+            return sm
+        sig = [self.s.smoothing_sigma_mm / v for v in self.sp_full]
+        w = organ.astype(np.float32)
+        num = ndi.gaussian_filter(self.a[box].astype(np.float32) * w, sig, mode="nearest")
+        den = ndi.gaussian_filter(w, sig, mode="nearest")
+        use = where & (den > 1e-3)  # in the organ: at least the voxel's own weight
+        out = sm.copy()
+        out[use] = num[use] / den[use]
+        return out
 
     def _smoothed_at(
         self, box: tuple[slice, slice, slice], masks: tuple[np.ndarray, ...]
@@ -923,9 +954,13 @@ class _Segmenter:
             comp = lab[cbox] == k
             box = self._full_of(cbox)
             sign = 1.0 if float(np.median(self.ctc[cbox][comp])) > host_hu else -1.0
-            sm = self._smoothed(box)
-            seed = self._up_local(comp, cbox, box) & ((sm - host_hu) * sign > min_contrast_hu)
             allowed = allowed_full(box)
+            sm = self._smoothed(box)
+            if capsule is not None:
+                # the lesion is delineated on the CT smoothed within the liver: the fat
+                # beyond its surface does not darken the parenchyma next to it
+                sm = self._smoothed_within(box, capsule[1][box], allowed, sm)
+            seed = self._up_local(comp, cbox, box) & ((sm - host_hu) * sign > min_contrast_hu)
             region, lesion_hu, _ = self.delineate(
                 seed, box, host_hu, allowed, sm=sm, floor_hu=floor_hu
             )
