@@ -977,8 +977,39 @@ class _Segmenter:
             if hot is not None and bool(hot[cbox][dilate_ball(comp, self.voxel_mm, self.sp)].any()):
                 how = "ct+pet"
             parts = self.split(region, box) if organ == "liver" else [region]
+            if len(parts) > 1:
+                parts = self._own_boundaries(parts, box, sm, host_hu, allowed)
             for part in parts:
                 self.add(part, box, organ, how)
+
+    def _own_boundaries(
+        self,
+        parts: list[np.ndarray],
+        box: tuple[slice, slice, slice],
+        sm: np.ndarray,
+        host_hu: float,
+        allowed: np.ndarray,
+    ) -> list[np.ndarray]:
+        """Touching lesions split apart (:meth:`split`), each delineated again at the
+        half-way HU between its own attenuation and the host's, within ``allowed`` less
+        the other lesions; its voxels outside ``allowed`` (completed to the capsule) stay.
+
+        Together they were delineated at one half-way HU, set by the median of the pair's
+        interior: the larger lesion's. A smaller lesion of weaker contrast lost its
+        partial-volume shell (seeds 11, 19, 23: 5-12 % of its volume), one of stronger
+        contrast gained one (seed 17: +5.5 %).
+        """
+        out = []
+        for i, part in enumerate(parts):
+            others = np.zeros_like(part)
+            for j, other in enumerate(parts):
+                if j != i:
+                    others |= other
+            inner = _in_box(part, lambda r: np.asarray(ndi.binary_erosion(r)))
+            seed = inner if inner.sum() >= 8 else part
+            region, _, _ = self.delineate(seed, box, host_hu, allowed & ~others, sm=sm)
+            out.append(region | (part & ~allowed) if region.any() else part)
+        return out
 
     def _to_capsule(
         self,
