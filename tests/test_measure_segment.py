@@ -135,7 +135,11 @@ def test_same_lesions_on_one_or_several_threads(monkeypatch: pytest.MonkeyPatch)
     one, three = runs["1"], runs["3"]
     assert one.organs and "lymph_node" in one.organs
     assert np.array_equal(one.lesions, three.lesions)
-    assert (one.organs, one.detected_by, one.notes) == (three.organs, three.detected_by, three.notes)
+    assert (one.organs, one.detected_by, one.notes) == (
+        three.organs,
+        three.detected_by,
+        three.notes,
+    )
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("NETVOLUME_THREADS", bad)
         with pytest.raises(NetVolumeError, match="NETVOLUME_THREADS"):

@@ -195,6 +195,8 @@ def _at(u: np.ndarray, pos: np.ndarray, d: np.ndarray, sign: int, shape: tuple) 
 
 @numba.njit(cache=True, nogil=True)
 def _fill_axial_kernel(mask: np.ndarray, out: np.ndarray) -> None:
+    """Per slice: flood the background 4-connected to the slice's border; the rest is
+    ``out``."""
     nk, nj, ni = mask.shape
     stack = np.empty(nj * ni, dtype=np.int64)
     outside = np.zeros((nj, ni), dtype=np.uint8)
@@ -386,10 +388,9 @@ class _Crops:
 
 def _workers() -> int:
     """Threads for the lesion search: ``NETVOLUME_THREADS``, else numba's thread count
-    (the CPUs, or a batch worker's share; at most 4); 1
-    unless numba's threading layer is one that may be entered from several threads at
-    once (OpenMP or TBB; its ``workqueue`` layer may not). The results do not depend on
-    it (tested)."""
+    (the CPUs, or a batch worker's share; at most 4). 1 unless numba's threading layer may
+    be entered from several threads at once (OpenMP or TBB; its ``workqueue`` layer may
+    not). The results do not depend on it (tested)."""
     text = os.environ.get("NETVOLUME_THREADS", "").strip()
     if text:
         if not text.isdigit() or int(text) < 1:
