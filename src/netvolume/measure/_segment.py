@@ -1009,6 +1009,8 @@ class _Segmenter:
             inner = _in_box(part, lambda r: np.asarray(ndi.binary_erosion(r)))
             seed = inner if inner.sum() >= 8 else part
             region, _, _ = self.delineate(seed, box, host_hu, allowed & ~others, sm=sm)
+            # a part with no seed left inside ``allowed`` (all of it completed to the
+            # capsule) keeps the shape the split gave it
             out.append(region | (part & ~allowed) if region.any() else part)
         return out
 
