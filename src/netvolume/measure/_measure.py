@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -34,12 +35,14 @@ from netvolume.kernels import (
 )
 from netvolume.measure._inputs import StudyInputs, load_study
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
-from netvolume.measure._segment import SegmentationError, block_mean, segment
+from netvolume.measure._segment import SegmentationError, _workers, block_mean, segment
 from netvolume.measure._settings import MeasureSettings
 from netvolume.measure._spill import hotter_tissue, spill_in_free
 from netvolume.volume import Volume
 
 __all__ = ["krenning_grade", "measure_study"]
+
+_T = TypeVar("_T")
 
 
 def krenning_grade(
@@ -184,10 +187,17 @@ class _Measurer:
         return None if vol is None else np.asarray(vol.array, dtype=np.float32)
 
     def reference(
-        self, organ: str, mask: np.ndarray, lesions: np.ndarray, diameter_mm: float
+        self,
+        organ: str,
+        mask: np.ndarray,
+        lesions: np.ndarray,
+        diameter_mm: float,
+        notes: list[str],
     ) -> ReferenceVOI | None:
         """A sphere of ``diameter_mm`` where ``mask`` minus lesions is deepest (right half
-        of the organ preferred), else the organ eroded minus lesions dilated by 10 mm."""
+        of the organ preferred), else the organ eroded minus lesions dilated by 10 mm.
+        What to tell the user goes to ``notes`` (one list per call: calls may run on
+        several threads)."""
         if self.inp.pet_bqml is None or not mask.any():
             return None
         s, grid = self.s, self.grid
@@ -242,12 +252,12 @@ class _Measurer:
                 lesions > 0, 10.0, grid.spacing
             )
             if not full.any():
-                self.notes.append(f"no {organ} reference VOI: no normal {organ} parenchyma left")
+                notes.append(f"no {organ} reference VOI: no normal {organ} parenchyma left")
                 return None
             box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(full))  # type: ignore[assignment]
             voi = full[box]
             centre_out, radius_out = None, None
-            self.notes.append(
+            notes.append(
                 f"{organ} reference: no {diameter_mm:.0f} mm sphere fits in normal "
                 f"parenchyma; the eroded {organ} without lesions is used"
             )
@@ -257,7 +267,7 @@ class _Measurer:
         bq_vals = bq[voi]
         bq_vals = bq_vals[np.isfinite(bq_vals)]
         if bq_vals.size == 0:
-            self.notes.append(f"the {organ} reference VOI lies outside the PET field of view")
+            notes.append(f"the {organ} reference VOI lies outside the PET field of view")
             return None
         suv_vals = None
         if suv is not None:
@@ -561,183 +571,27 @@ def measure_study(
 
     m = _Measurer(inp, grid, s)
     t_meas = time.perf_counter()
-    spacing = grid.spacing
-    ct_values = np.asarray(inp.ct.array) if inp.ct is not None else None
-    stats = region_stats(labels, n, spacing=spacing, values=ct_values) if n else None
-    axes = axial_diameters(labels, n, spacing=spacing) if n else None
-
-    # ---- reference VOIs
     references: dict[str, ReferenceVOI] = {}
-    if inp.pet_bqml is None:
-        study_flags.append("no_pet")
-    if liver is not None:
-        ref = m.reference("liver", liver, labels, s.liver_reference_diameter_mm)
-        if ref is not None:
-            references["liver"] = ref
-    if spleen is not None:
-        ref = m.reference("spleen", spleen, labels, s.spleen_reference_diameter_mm)
-        if ref is not None:
-            references["spleen"] = ref
-    liver_ref = references.get("liver")
-    spleen_ref = references.get("spleen")
-
-    def ref_value(r: ReferenceVOI | None) -> float | None:
-        if r is None:
-            return None
-        return r.suv_mean if s.reference_denominator == "mean" else r.suv_max
-
-    liver_ref_suv = ref_value(liver_ref)
-    spleen_ref_suv = ref_value(spleen_ref)
-    lesion_flags_all: list[str] = []
-    if liver_ref is not None and liver_ref.suv_mean is not None:
-        lo, hi = s.liver_reference_suv_range
-        if not lo <= liver_ref.suv_mean <= hi:
-            study_flags.append("liver_reference_out_of_range")
-            lesion_flags_all.append("liver_reference_out_of_range")
-            notes.append(
-                f"liver reference SUVmean {liver_ref.suv_mean:.2f} is outside the expected "
-                f"{lo}-{hi}: check the SUV inputs (dose, weight, times) before trusting grades"
-            )
-    if inp.pet_suv is not None and liver_ref is None:
-        study_flags.append("no_liver_reference")
-    if inp.pet_suv is not None and spleen_ref is None:
-        study_flags.append("no_spleen_reference")
-
-    # ---- per lesion
-    pet_voxel_ml = inp.pet_bqml.voxel_volume_ml if inp.pet_bqml is not None else None
-    thick = inp.slice_thickness_mm
-    min_ld = s.recist_min_ld_mm
-    if thick is not None and thick > s.recist_thick_slice_mm:
-        min_ld = max(min_ld, 2.0 * thick)
-    records: list[LesionRecord] = []
-    objs = (
-        [tuple(slice(int(b[a]), int(b[a + 3])) for a in range(3)) for b in stats.bbox]
-        if stats is not None
-        else []
-    )
-    peak_r = (3.0 * 1000.0 * s.suv_peak_sphere_ml / (4.0 * math.pi)) ** (1.0 / 3.0)
-    spill_mm = s.spill_in_distance_fwhm * s.pet_fwhm_mm
-    crops: list[_PetCrop] = []
-    if pet_voxel_ml is not None:
-        # every lesion's PET first: which neighbour is hotter needs all their SUVmax
-        reach_mm = max(peak_r, s.background_shell_mm[1], spill_mm)
-        margin = [math.ceil(reach_mm / v) + 1 for v in spacing]
-        for k in range(1, n + 1):
-            sl = objs[k - 1]
-            assert sl is not None
-            box: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
-                slice(max(0, a.start - mm), min(dim, a.stop + mm))
-                for a, mm, dim in zip(sl, margin, labels.shape, strict=True)
-            )
-            crops.append(_PetCrop.of(box, labels, k, m))
-    for k in range(1, n + 1):
-        assert stats is not None and axes is not None
-        i = k - 1
-        sl = objs[i]
-        assert sl is not None
-        flags: list[str] = list(lesion_flags_all)
-        if any(a.start == 0 or a.stop == dim for a, dim in zip(sl, labels.shape, strict=True)):
-            flags.append("touches_border")
-        organ = organs[i]
-        nodal = organ == "lymph_node"
-        ld, sa = float(axes.ld_mm[i]), float(axes.sa_mm[i])
-        if nodal:
-            if sa >= s.recist_node_target_sa_mm:
-                category = "measurable"
-            elif sa >= s.recist_node_pathological_sa_mm:
-                category = "non_measurable"
-            else:
-                category = "normal_node"
-        else:
-            category = "measurable" if ld >= min_ld else "non_measurable"
-        ld_end = grid.index_to_lps(axes.ld_endpoints[i])
-        sa_end = grid.index_to_lps(axes.sa_endpoints[i])
-        centroid = grid.index_to_lps(stats.centroid_index[i])
-        vol_ml = float(stats.volume_ml[i])
-        rec: dict[str, Any] = {}
-        if pet_voxel_ml is not None:
-            if vol_ml < 2.0 * pet_voxel_ml:
-                flags.append("smaller_than_two_pet_voxels")
-            c = crops[i]
-            lab_crop, les, bq, suv = c.labels, c.lesion, c.bqml, c.suv
-            if not np.all(np.isfinite(bq[les])):
-                flags.append("outside_pet_fov")
-            shell: np.ndarray | None = None
-            if organ == "liver" and liver_ref is not None and liver_ref.suv_mean is not None:
-                bg_bqml: float | None = liver_ref.activity_mean_bqml
-            else:
-                outer = dilate_ball(les, s.background_shell_mm[1], spacing)
-                inner = dilate_ball(les, s.background_shell_mm[0], spacing)
-                shell = outer & ~inner & (lab_crop == 0) & np.isfinite(bq)
-                bg_bqml = float(np.median(bq[shell])) if shell.any() else None
-            # ---- spill-in: the uptake is measured away from hotter tissue
-            use, spill_flags, spill_notes = _away_from_hotter(
-                crops, k, bg_bqml, spleen, spleen_ref, names, s, pet_voxel_ml / grid.voxel_volume_ml
-            )
-            flags.extend(spill_flags)
-            m.notes.extend(spill_notes)
-            inside = bq[use]
-            finite = np.isfinite(inside)
-            if finite.any():
-                rec["activity_max_bqml"] = float(inside[finite].max())
-                rec["activity_mean_bqml"] = float(inside[finite].mean())
-            if suv is not None and finite.any():
-                sv = suv[use][finite]
-                rec["suv_max"] = float(sv.max())
-                rec["suv_mean"] = float(sv.mean())
-                filled = np.where(np.isfinite(suv), suv, 0.0).astype(np.float32)
-                pk = suv_peak(
-                    filled, use.astype(np.uint8), 1, spacing=spacing, sphere_ml=s.suv_peak_sphere_ml
-                )
-                rec["suv_peak"] = float(pk.peak[0])
-                if shell is None:
-                    assert liver_ref is not None and liver_ref.suv_mean is not None
-                    bg = float(liver_ref.suv_mean)
-                else:
-                    bg = float(np.median(suv[shell])) if shell.any() else float("nan")
-                rec["background_suv"] = bg if math.isfinite(bg) else None
-                if rec["background_suv"] is None:
-                    flags.append("no_local_background")
-                if liver_ref_suv is not None:
-                    rec["tumour_to_liver"] = rec["suv_max"] / liver_ref_suv
-                    if spleen_ref_suv is not None:
-                        rec["tumour_to_spleen"] = rec["suv_max"] / spleen_ref_suv
-                    if rec["background_suv"] is not None:
-                        g = krenning_grade(
-                            rec["suv_max"], rec["background_suv"], liver_ref_suv, spleen_ref_suv
-                        )
-                        rec["krenning_grade"] = g
-                        if g is None:
-                            flags.append("no_spleen_reference")
-                        else:
-                            rec["sstr_positive"] = g >= s.sstr_positive_min_grade
-        records.append(
-            LesionRecord(
-                lesion_id=k,
-                name=names[i],
-                organ=organ,
-                nodal=nodal,
-                detected_by=detected[i],
-                volume_ml=vol_ml,
-                voxels=int(stats.voxels[i]),
-                ld_mm=ld,
-                sa_mm=sa,
-                slice_index=int(axes.slice[i]),
-                ld_endpoints_mm=(tuple(map(float, ld_end[0])), tuple(map(float, ld_end[1]))),  # type: ignore[arg-type]
-                sa_endpoints_mm=(tuple(map(float, sa_end[0])), tuple(map(float, sa_end[1]))),  # type: ignore[arg-type]
-                centroid_mm=tuple(map(float, centroid)),  # type: ignore[arg-type]
-                measurable=category == "measurable",
-                recist_category=category,
-                ct_mean_hu=float(stats.mean[i])
-                if ct_values is not None and stats.mean is not None
-                else None,
-                ct_sd_hu=float(stats.std[i])
-                if ct_values is not None and stats.std is not None
-                else None,
-                qc_flags=tuple(dict.fromkeys(flags)),
-                **rec,
-            )
+    workers = _workers()
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        records = _measure_lesions(
+            m,
+            pool,
+            labels,
+            n,
+            liver,
+            spleen,
+            organs,
+            detected,
+            names,
+            references,
+            study_flags,
+            notes,
         )
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     t_meas = time.perf_counter() - t_meas
 
     # ---- the study
@@ -752,7 +606,7 @@ def measure_study(
         "shape": list(grid.spatial_shape),
         "spacing_mm": list(grid.spacing),
         "affine": np.asarray(grid.affine).tolist(),
-        "slice_thickness_mm": thick,
+        "slice_thickness_mm": inp.slice_thickness_mm,
         "modality": grid.modality,
     }
     provenance = {
@@ -825,3 +679,232 @@ def _mask_volume(mask: np.ndarray | None, grid: Volume, name: str) -> Volume | N
         units="label",
         label_names={1: name},
     )
+
+
+def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``fn(*args)`` on ``pool``, or here and now without one (its exception raised here)."""
+    if pool is not None:
+        return pool.submit(fn, *args)
+    done: Future[_T] = Future()
+    done.set_result(fn(*args))
+    return done
+
+
+def _measure_lesions(
+    m: _Measurer,
+    pool: ThreadPoolExecutor | None,
+    labels: np.ndarray,
+    n: int,
+    liver: np.ndarray | None,
+    spleen: np.ndarray | None,
+    organs: Sequence[str],
+    detected: Sequence[str],
+    names: Sequence[str],
+    references: dict[str, ReferenceVOI],
+    study_flags: list[str],
+    notes: list[str],
+) -> list[LesionRecord]:
+    """Every lesion's record, the reference VOIs (into ``references``) and the study's
+    flags and notes (into ``study_flags``, ``notes`` and ``m.notes``).
+
+    The reference VOIs and each lesion's PET crop, then each lesion's uptake, are worked
+    out on ``pool`` (they read only the inputs, the labels and the masks); flags, notes
+    and records are gathered in lesion order, so the result is the same with or without
+    a pool.
+    """
+    inp, s, grid = m.inp, m.s, m.grid
+    spacing = grid.spacing
+    ct_values = np.asarray(inp.ct.array) if inp.ct is not None else None
+
+    # ---- reference VOIs, on the pool while the lesions' geometry is measured here
+    if inp.pet_bqml is None:
+        study_flags.append("no_pet")
+    ref_jobs: list[tuple[str, list[str], Future[ReferenceVOI | None]]] = []
+    for organ, mask, diameter in (
+        ("liver", liver, s.liver_reference_diameter_mm),
+        ("spleen", spleen, s.spleen_reference_diameter_mm),
+    ):
+        if mask is not None:
+            ref_notes: list[str] = []
+            job = _submit(pool, m.reference, organ, mask, labels, diameter, ref_notes)
+            ref_jobs.append((organ, ref_notes, job))
+    stats = region_stats(labels, n, spacing=spacing, values=ct_values) if n else None
+    objs = (
+        [tuple(slice(int(b[a]), int(b[a + 3])) for a in range(3)) for b in stats.bbox]
+        if stats is not None
+        else []
+    )
+
+    # ---- every lesion's PET first: which neighbour is hotter needs all their SUVmax
+    pet_voxel_ml = inp.pet_bqml.voxel_volume_ml if inp.pet_bqml is not None else None
+    peak_r = (3.0 * 1000.0 * s.suv_peak_sphere_ml / (4.0 * math.pi)) ** (1.0 / 3.0)
+    spill_mm = s.spill_in_distance_fwhm * s.pet_fwhm_mm
+    crop_jobs: list[Future[_PetCrop]] = []
+    if pet_voxel_ml is not None:
+        reach_mm = max(peak_r, s.background_shell_mm[1], spill_mm)
+        margin = [math.ceil(reach_mm / v) + 1 for v in spacing]
+        for k in range(1, n + 1):
+            sl = objs[k - 1]
+            box: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
+                slice(max(0, a.start - mm), min(dim, a.stop + mm))
+                for a, mm, dim in zip(sl, margin, labels.shape, strict=True)
+            )
+            crop_jobs.append(_submit(pool, _PetCrop.of, box, labels, k, m))
+    axes = axial_diameters(labels, n, spacing=spacing) if n else None
+
+    for organ, ref_notes, job in ref_jobs:
+        ref = job.result()
+        m.notes.extend(ref_notes)
+        if ref is not None:
+            references[organ] = ref
+    liver_ref = references.get("liver")
+    spleen_ref = references.get("spleen")
+
+    def ref_value(r: ReferenceVOI | None) -> float | None:
+        if r is None:
+            return None
+        return r.suv_mean if s.reference_denominator == "mean" else r.suv_max
+
+    liver_ref_suv = ref_value(liver_ref)
+    spleen_ref_suv = ref_value(spleen_ref)
+    lesion_flags_all: list[str] = []
+    if liver_ref is not None and liver_ref.suv_mean is not None:
+        lo, hi = s.liver_reference_suv_range
+        if not lo <= liver_ref.suv_mean <= hi:
+            study_flags.append("liver_reference_out_of_range")
+            lesion_flags_all.append("liver_reference_out_of_range")
+            notes.append(
+                f"liver reference SUVmean {liver_ref.suv_mean:.2f} is outside the expected "
+                f"{lo}-{hi}: check the SUV inputs (dose, weight, times) before trusting grades"
+            )
+    if inp.pet_suv is not None and liver_ref is None:
+        study_flags.append("no_liver_reference")
+    if inp.pet_suv is not None and spleen_ref is None:
+        study_flags.append("no_spleen_reference")
+    crops = [job.result() for job in crop_jobs]
+
+    def uptake(i: int) -> tuple[dict[str, Any], list[str], list[str]]:
+        """Lesion ``i + 1``'s PET columns, QC flags and notes."""
+        assert stats is not None and pet_voxel_ml is not None
+        k = i + 1
+        rec: dict[str, Any] = {}
+        flags: list[str] = []
+        if float(stats.volume_ml[i]) < 2.0 * pet_voxel_ml:
+            flags.append("smaller_than_two_pet_voxels")
+        c = crops[i]
+        lab_crop, les, bq, suv = c.labels, c.lesion, c.bqml, c.suv
+        if not np.all(np.isfinite(bq[les])):
+            flags.append("outside_pet_fov")
+        shell: np.ndarray | None = None
+        if organs[i] == "liver" and liver_ref is not None and liver_ref.suv_mean is not None:
+            bg_bqml: float | None = liver_ref.activity_mean_bqml
+        else:
+            outer = dilate_ball(les, s.background_shell_mm[1], spacing)
+            inner = dilate_ball(les, s.background_shell_mm[0], spacing)
+            shell = outer & ~inner & (lab_crop == 0) & np.isfinite(bq)
+            bg_bqml = float(np.median(bq[shell])) if shell.any() else None
+        # ---- spill-in: the uptake is measured away from hotter tissue
+        use, spill_flags, spill_notes = _away_from_hotter(
+            crops, k, bg_bqml, spleen, spleen_ref, names, s, pet_voxel_ml / grid.voxel_volume_ml
+        )
+        flags.extend(spill_flags)
+        inside = bq[use]
+        finite = np.isfinite(inside)
+        if finite.any():
+            rec["activity_max_bqml"] = float(inside[finite].max())
+            rec["activity_mean_bqml"] = float(inside[finite].mean())
+        if suv is not None and finite.any():
+            sv = suv[use][finite]
+            rec["suv_max"] = float(sv.max())
+            rec["suv_mean"] = float(sv.mean())
+            filled = np.where(np.isfinite(suv), suv, 0.0).astype(np.float32)
+            pk = suv_peak(
+                filled, use.astype(np.uint8), 1, spacing=spacing, sphere_ml=s.suv_peak_sphere_ml
+            )
+            rec["suv_peak"] = float(pk.peak[0])
+            if shell is None:
+                assert liver_ref is not None and liver_ref.suv_mean is not None
+                bg = float(liver_ref.suv_mean)
+            else:
+                bg = float(np.median(suv[shell])) if shell.any() else float("nan")
+            rec["background_suv"] = bg if math.isfinite(bg) else None
+            if rec["background_suv"] is None:
+                flags.append("no_local_background")
+            if liver_ref_suv is not None:
+                rec["tumour_to_liver"] = rec["suv_max"] / liver_ref_suv
+                if spleen_ref_suv is not None:
+                    rec["tumour_to_spleen"] = rec["suv_max"] / spleen_ref_suv
+                if rec["background_suv"] is not None:
+                    g = krenning_grade(
+                        rec["suv_max"], rec["background_suv"], liver_ref_suv, spleen_ref_suv
+                    )
+                    rec["krenning_grade"] = g
+                    if g is None:
+                        flags.append("no_spleen_reference")
+                    else:
+                        rec["sstr_positive"] = g >= s.sstr_positive_min_grade
+        return rec, flags, spill_notes
+
+    uptakes = [_submit(pool, uptake, i) for i in range(n)] if pet_voxel_ml is not None else []
+
+    # ---- per lesion, in order
+    thick = inp.slice_thickness_mm
+    min_ld = s.recist_min_ld_mm
+    if thick is not None and thick > s.recist_thick_slice_mm:
+        min_ld = max(min_ld, 2.0 * thick)
+    records: list[LesionRecord] = []
+    for k in range(1, n + 1):
+        assert stats is not None and axes is not None
+        i = k - 1
+        sl = objs[i]
+        flags: list[str] = list(lesion_flags_all)
+        if any(a.start == 0 or a.stop == dim for a, dim in zip(sl, labels.shape, strict=True)):
+            flags.append("touches_border")
+        organ = organs[i]
+        nodal = organ == "lymph_node"
+        ld, sa = float(axes.ld_mm[i]), float(axes.sa_mm[i])
+        if nodal:
+            if sa >= s.recist_node_target_sa_mm:
+                category = "measurable"
+            elif sa >= s.recist_node_pathological_sa_mm:
+                category = "non_measurable"
+            else:
+                category = "normal_node"
+        else:
+            category = "measurable" if ld >= min_ld else "non_measurable"
+        ld_end = grid.index_to_lps(axes.ld_endpoints[i])
+        sa_end = grid.index_to_lps(axes.sa_endpoints[i])
+        centroid = grid.index_to_lps(stats.centroid_index[i])
+        rec: dict[str, Any] = {}
+        if uptakes:
+            rec, pet_flags, spill_notes = uptakes[i].result()
+            flags.extend(pet_flags)
+            m.notes.extend(spill_notes)
+        records.append(
+            LesionRecord(
+                lesion_id=k,
+                name=names[i],
+                organ=organ,
+                nodal=nodal,
+                detected_by=detected[i],
+                volume_ml=float(stats.volume_ml[i]),
+                voxels=int(stats.voxels[i]),
+                ld_mm=ld,
+                sa_mm=sa,
+                slice_index=int(axes.slice[i]),
+                ld_endpoints_mm=(tuple(map(float, ld_end[0])), tuple(map(float, ld_end[1]))),  # type: ignore[arg-type]
+                sa_endpoints_mm=(tuple(map(float, sa_end[0])), tuple(map(float, sa_end[1]))),  # type: ignore[arg-type]
+                centroid_mm=tuple(map(float, centroid)),  # type: ignore[arg-type]
+                measurable=category == "measurable",
+                recist_category=category,
+                ct_mean_hu=float(stats.mean[i])
+                if ct_values is not None and stats.mean is not None
+                else None,
+                ct_sd_hu=float(stats.std[i])
+                if ct_values is not None and stats.std is not None
+                else None,
+                qc_flags=tuple(dict.fromkeys(flags)),
+                **rec,
+            )
+        )
+    return records

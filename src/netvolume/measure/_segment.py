@@ -863,11 +863,28 @@ class _Segmenter:
 
     def split(self, region: np.ndarray, box: tuple[slice, slice, slice]) -> list[np.ndarray]:
         """Split touching lesions by a watershed of the distance transform (h-maxima markers)."""
+        if self.s.split_min_depth_mm <= 0 or region.sum() < 16:
+            return [region]
+        # on the region's box grown by one voxel: every voxel of the region has its
+        # nearest background voxel there (the frame is background), and the markers and
+        # watershed are confined to the region, so the parts are the whole crop's
+        sub = bbox(region, margin=1)
+        assert sub is not None
+        parts = self._split_box(np.ascontiguousarray(region[sub]))
+        if len(parts) == 1:
+            return [region]
+        out = []
+        for p in parts:
+            full = np.zeros(region.shape, dtype=bool)
+            full[sub] = p
+            out.append(full)
+        return out
+
+    def _split_box(self, region: np.ndarray) -> list[np.ndarray]:
+        """:meth:`split` of a region whose box has a background frame one voxel wide."""
         from skimage.morphology import h_maxima
         from skimage.segmentation import watershed
 
-        if self.s.split_min_depth_mm <= 0 or region.sum() < 16:
-            return [region]
         edt = ndi.distance_transform_edt(region, sampling=self.sp_full)
         peaks = h_maxima(edt, self.s.split_min_depth_mm)
         markers, n = ndi.label(peaks & region, structure=np.ones((3, 3, 3)))
