@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -35,14 +35,18 @@ from netvolume.kernels import (
 )
 from netvolume.measure._inputs import StudyInputs, load_study
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
-from netvolume.measure._segment import SegmentationError, _workers, block_mean, segment
+from netvolume.measure._segment import (
+    SegmentationError,
+    _submit,
+    _workers,
+    block_mean,
+    segment,
+)
 from netvolume.measure._settings import MeasureSettings
 from netvolume.measure._spill import hotter_tissue, spill_in_free
 from netvolume.volume import Volume
 
 __all__ = ["krenning_grade", "measure_study"]
-
-_T = TypeVar("_T")
 
 
 def krenning_grade(
@@ -679,15 +683,6 @@ def _mask_volume(mask: np.ndarray | None, grid: Volume, name: str) -> Volume | N
         units="label",
         label_names={1: name},
     )
-
-
-def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``fn(*args)`` on ``pool``, or here and now without one (its exception raised here)."""
-    if pool is not None:
-        return pool.submit(fn, *args)
-    done: Future[_T] = Future()
-    done.set_result(fn(*args))
-    return done
 
 
 def _measure_lesions(

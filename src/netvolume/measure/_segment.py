@@ -54,6 +54,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -71,6 +72,8 @@ from netvolume.kernels import (
 )
 from netvolume.measure._settings import MeasureSettings
 from netvolume.volume import Volume
+
+_T = TypeVar("_T")
 
 __all__ = ["CoarseGrid", "Segmentation", "SegmentationError", "block_mean", "segment"]
 
@@ -384,6 +387,15 @@ class _Crops:
                 future.set_exception(exc)
                 raise
         return future.result()
+
+
+def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+    """``fn(*args)`` on ``pool``, or here and now without one (its exception raised here)."""
+    if pool is not None:
+        return pool.submit(fn, *args)
+    done: Future[_T] = Future()
+    done.set_result(fn(*args))
+    return done
 
 
 def _workers() -> int:
@@ -1543,14 +1555,33 @@ def segment(
     Segmentation
     """
     sg = _Segmenter(ct, pet_sampler, settings)
+    workers = _workers()
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        return _segment(sg, pool, liver, spleen, lesions_auto)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _segment(
+    sg: _Segmenter,
+    pool: ThreadPoolExecutor | None,
+    liver: np.ndarray | None,
+    spleen: np.ndarray | None,
+    lesions_auto: bool,
+) -> Segmentation:
+    """:func:`segment`'s stages; the liver's refinement on the full grid and the bone hull
+    run on ``pool`` while the spleen is found (they depend only on the CT and the coarse
+    liver), the PET hot spots while the liver and bone lesions are searched."""
     sg.body()
     if liver is None or lesions_auto:
         _core, hull = sg.liver_coarse()
     if liver is None:
-        liver_full = sg.refine_organ(hull, sg.est["liver_hu"])
+        liver_job = _submit(pool, sg.refine_organ, hull, sg.est["liver_hu"])
     else:
-        liver_full = liver
         hull = block_mean(liver.astype(np.uint8), sg.grid.block) >= 0.5
+    bone_job = _submit(pool, sg.bone_hull) if lesions_auto else None
     if sg.petc is not None and "liver_suv_coarse" not in sg.est:
         sg.est["liver_suv_coarse"] = _median(sg.petc[hull])
     spleen_full = spleen
@@ -1563,26 +1594,21 @@ def segment(
             spleen_full = sg.refine_organ(sc, sg.est["spleen_hu"])
     else:
         sc = block_mean(spleen.astype(np.uint8), sg.grid.block) >= 0.5
-    if lesions_auto:
-        workers = _workers()
-        pool = ThreadPoolExecutor(workers) if workers > 1 else None
-        try:
-            bone_hull = sg.bone_hull()
-            # the PET hot spots are delineated on the pool while the liver and bone
-            # lesions are searched here; they are added after them, in order
-            search = sg.pet_search(hull, sc, bone_hull, pool) if sg.petc is not None else None
-            sg.liver_lesions(liver_full, hull)
-            sg.bone_lesions(bone_hull)
-            if search is not None:
-                sg.pet_lesions(search, pool)
-            elif sg.petc is None:
-                sg.notes.append(
-                    "CT-only study: lesions outside liver and bone (lymph nodes, primary) are "
-                    "found on PET and were not searched for; import them with --lesion-mask"
-                )
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+    liver_full = liver_job.result() if liver is None else liver
+    if bone_job is not None:
+        bone_hull = bone_job.result()
+        # the PET hot spots are delineated on the pool while the liver and bone
+        # lesions are searched here; they are added after them, in order
+        search = sg.pet_search(hull, sc, bone_hull, pool) if sg.petc is not None else None
+        sg.liver_lesions(liver_full, hull)
+        sg.bone_lesions(bone_hull)
+        if search is not None:
+            sg.pet_lesions(search, pool)
+        elif sg.petc is None:
+            sg.notes.append(
+                "CT-only study: lesions outside liver and bone (lymph nodes, primary) are "
+                "found on PET and were not searched for; import them with --lesion-mask"
+            )
     return Segmentation(
         liver=liver_full,
         spleen=spleen_full,

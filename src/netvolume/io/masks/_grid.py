@@ -247,19 +247,27 @@ def nonzero_box(array: np.ndarray) -> tuple[slice, slice, slice] | None:
 
     The slices holding any are found on the whole array as one ``any`` per slice (a
     contiguous array is read once, 8 bytes at a time where the slice allows); rows and
-    columns only within those slices.
+    columns from the bitwise OR of those slices (one more pass over them, no temporary
+    mask), or from ``!= 0`` for a float or non-contiguous array.
     """
     nk = array.shape[0]
-    flat = np.ascontiguousarray(array).reshape(nk, -1)
+    contiguous = np.ascontiguousarray(array)
+    flat = contiguous.reshape(nk, -1)
     if flat.dtype.itemsize == 1 and flat.shape[1] % 8 == 0:
         flat = flat.view(np.uint64)
     ks = np.flatnonzero(flat.any(axis=1))
     if ks.size == 0:
         return None
     k0, k1 = int(ks[0]), int(ks[-1]) + 1
-    sub = array[k0:k1] != 0
-    js = np.flatnonzero(sub.any(axis=(0, 2)))
-    is_ = np.flatnonzero(sub.any(axis=(0, 1)))
+    slab = contiguous[k0:k1]
+    if slab.dtype.kind in "biu":
+        if slab.dtype.kind == "b":
+            slab = slab.view(np.uint8)
+        plane = np.bitwise_or.reduce(slab, axis=0) != 0
+    else:
+        plane = (slab != 0).any(axis=0)
+    js = np.flatnonzero(plane.any(axis=1))
+    is_ = np.flatnonzero(plane.any(axis=0))
     return (
         slice(k0, k1),
         slice(int(js[0]), int(js[-1]) + 1),
