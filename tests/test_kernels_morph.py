@@ -13,7 +13,9 @@ Oracles, never the code's own output:
 * ``connected_to`` against ``scipy.ndimage.label`` with the matching structure, keeping the
   components that hold a seed voxel;
 * ``bbox`` against ``numpy.nonzero``; ``fill_holes`` against
-  ``scipy.ndimage.binary_fill_holes``.
+  ``scipy.ndimage.binary_fill_holes``;
+* ``erode_neighbours`` against ``scipy.ndimage.binary_erosion`` (6- and 26-neighbourhood,
+  either border value), ``count_neighbours`` against 27 x ``uniform_filter``.
 """
 
 from __future__ import annotations
@@ -223,3 +225,59 @@ def test_all_strategies_equal_distance_transform(
                 continue
             assert np.array_equal(kernels.dilate_ball(m, r, sp), _edt_dilate(m, r, sp))
             assert np.array_equal(kernels.erode_ball(m, r, sp), _edt_erode(m, r, sp))
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+@pytest.mark.parametrize("border_value", [False, True])
+def test_erode_neighbours_equals_scipy(connectivity: int, border_value: bool) -> None:
+    """Shifted ANDs (the cube as three separable lines) must equal scipy's erosion by the
+    6- or 26-neighbourhood, with either value beyond the array's edge."""
+    structure = ndimage.generate_binary_structure(3, 1 if connectivity == 6 else 3)
+    rng = np.random.default_rng(connectivity + 2 * border_value)
+    for _ in range(25):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        m = ndimage.gaussian_filter(rng.random(shape), 1.0) > rng.uniform(0.3, 0.6)
+        expected = ndimage.binary_erosion(m, structure, border_value=int(border_value))
+        got = kernels.erode_neighbours(m, connectivity, border_value=border_value)
+        assert np.array_equal(got, expected)
+    # twice = scipy's iterations=2
+    m = np.zeros((9, 10, 11), bool)
+    m[1:8, 1:9, 2:10] = True
+    twice = kernels.erode_neighbours(kernels.erode_neighbours(m))
+    assert np.array_equal(twice, ndimage.binary_erosion(m, iterations=2))
+
+
+def test_count_neighbours_equals_uniform_filter() -> None:
+    """The 3 x 3 x 3 count (zero beyond the edge) must equal 27 x scipy's uniform filter."""
+    rng = np.random.default_rng(5)
+    for _ in range(25):
+        shape = tuple(int(v) for v in rng.integers(1, 14, 3))
+        m = rng.random(shape) < rng.uniform(0.1, 0.9)
+        expected = ndimage.uniform_filter(m.astype(np.float64), 3, mode="constant") * 27.0
+        got = kernels.count_neighbours(m)
+        assert got.dtype == np.uint8
+        assert np.array_equal(got, np.rint(expected).astype(np.uint8))
+    assert kernels.count_neighbours(np.ones((3, 3, 3), bool))[1, 1, 1] == 27
+
+
+def test_neighbour_kernels_reject_bad_input() -> None:
+    with pytest.raises(KernelInputError, match="3-D bool"):
+        kernels.erode_neighbours(np.zeros((3, 3), bool))
+    with pytest.raises(KernelInputError, match="connectivity"):
+        kernels.erode_neighbours(np.zeros((3, 3, 3), bool), 18)
+    with pytest.raises(KernelInputError, match="3-D bool"):
+        kernels.count_neighbours(np.zeros((3, 3, 3), np.uint8))
+
+
+def test_ball_lines_cover_the_ball_once() -> None:
+    """The ball as lines along the last axis: every offset in exactly one line, each line
+    symmetric and contiguous."""
+    from netvolume.kernels._morph import _line_runs
+
+    for sp in SPACINGS:
+        for r in (0.5, 1.5, 3.0, 7.5):
+            offs = kernels.ball_offsets(r, sp)
+            lines = _line_runs(offs)
+            covered = {(dk, dj, di) for dk, dj, w in lines for di in range(-w, w + 1)}
+            assert covered == {tuple(o) for o in offs.tolist()}
+            assert len(covered) == sum(2 * w + 1 for _, _, w in lines)

@@ -32,7 +32,15 @@ import numpy as np
 from netvolume.errors import EmptyRegionError, KernelInputError
 from netvolume.kernels._axes import axes_per_label, row_extremes, row_extremes_runs
 from netvolume.kernels._label import OFFSETS, Runs, label_runs, paint_runs, write_labels
-from netvolume.kernels._morph import ball_offsets, bbox, connected_to, dilate_ball, erode_ball
+from netvolume.kernels._morph import (
+    ball_offsets,
+    bbox,
+    connected_to,
+    count_neighbours,
+    dilate_ball,
+    erode_ball,
+    erode_neighbours,
+)
 from netvolume.kernels._peak import peak_per_label, sphere_pattern
 from netvolume.kernels._runs import threads_for, word_view
 from netvolume.kernels._stats import merge_chunks, stats_pass, stats_runs
@@ -47,9 +55,11 @@ __all__ = [
     "ball_offsets",
     "bbox",
     "connected_to",
+    "count_neighbours",
     "dilate_ball",
     "dust",
     "erode_ball",
+    "erode_neighbours",
     "fill_holes",
     "label",
     "largest_component",

@@ -64,8 +64,10 @@ from netvolume.errors import NetVolumeError
 from netvolume.kernels import (
     bbox,
     connected_to,
+    count_neighbours,
     dilate_ball,
     erode_ball,
+    erode_neighbours,
     fill_holes,
     label,
     largest_component,
@@ -477,7 +479,7 @@ def _smooth_surface(region: np.ndarray, edge: np.ndarray | None = None) -> np.nd
     thin: there only a voxel with at most 8 neighbours inside leaves, and one with at least
     19 joins."""
     region = fill_holes(region, connectivity=6)
-    count = ndi.uniform_filter(region.astype(np.float32), 3, mode="constant") * 27.0
+    count = count_neighbours(region)
     if edge is None:
         return np.asarray((region & (count > 10.5)) | (~region & (count > 16.5)))
     leave = np.where(edge, 9.5, 10.5)
@@ -802,7 +804,7 @@ class _Segmenter:
         for _ in range(4):
             used = (lesion_hu, bg_hu)
             region = grow(*used, sm)
-            interior = _in_box(region, lambda r: np.asarray(ndi.binary_erosion(r)))
+            interior = _in_box(region, erode_neighbours)
             if interior.sum() < 8:
                 break
             new = _median(sm[interior])
@@ -825,8 +827,7 @@ class _Segmenter:
             assert box is not None
             edge = None
             if allowed is not None:
-                cube = np.ones((3, 3, 3), dtype=bool)
-                edge = ~np.asarray(ndi.binary_erosion(allowed[box], cube, border_value=1))
+                edge = ~erode_neighbours(allowed[box], 26, border_value=True)
             smoothed = _smooth_surface(region[box], edge)
             region = np.zeros_like(region)
             region[box] = smoothed
@@ -869,8 +870,8 @@ class _Segmenter:
         # gives them their 6 neighbours (where the box meets the array's edge, the edge is
         # the same)
         r, a = region[box], allowed[box]
-        edge = a & ~np.asarray(ndi.binary_erosion(a))
-        surface = r & ~np.asarray(ndi.binary_erosion(r))
+        edge = a & ~erode_neighbours(a)
+        surface = r & ~erode_neighbours(r)
         return bool((r & edge).sum() > fraction * max(1, int(surface.sum())))
 
     def split(self, region: np.ndarray, box: tuple[slice, slice, slice]) -> list[np.ndarray]:
@@ -1035,7 +1036,7 @@ class _Segmenter:
             for j, other in enumerate(parts):
                 if j != i:
                     others |= other
-            inner = _in_box(part, lambda r: np.asarray(ndi.binary_erosion(r)))
+            inner = _in_box(part, erode_neighbours)
             seed = inner if inner.sum() >= 8 else part
             region, _, _ = self.delineate(seed, box, host_hu, allowed & ~others, sm=sm)
             # a part with no seed left inside ``allowed`` (all of it completed to the
@@ -1471,7 +1472,7 @@ class _Segmenter:
             # every neighbour they look at (where it meets the box's edge, the edge is the
             # same)
             wide = _grow(sl, (2, 2, 2), allowed.shape)
-            inner = np.asarray(ndi.binary_erosion(allowed[wide], iterations=2))
+            inner = erode_neighbours(erode_neighbours(allowed[wide]))
             at = tuple(
                 slice(c.start - w.start, c.stop - w.start) for c, w in zip(sl, wide, strict=True)
             )
@@ -1481,7 +1482,7 @@ class _Segmenter:
             if float(pet[blob].max()) <= thr:
                 continue
             seed = np.zeros(sm.shape, dtype=bool)
-            seed[sl] = np.asarray(ndi.binary_erosion(blob)) if nvox > 27 else blob
+            seed[sl] = erode_neighbours(blob) if nvox > 27 else blob
             lesion_hu = _median(sm[seed])
             ring = _shell(lab == k, 1.5, 3.0, self.sp_full)
             bg_hu = _median(sm[ring])
