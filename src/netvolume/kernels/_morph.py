@@ -6,7 +6,9 @@ every voxel outside the mask (the image outside counting as outside). Both equal
 threshold of the exact Euclidean distance transform (``scipy.ndimage.distance_transform_edt``
 with ``sampling=spacing``), which is their test oracle, but cost only
 ``surface voxels x ball voxels`` inside the mask's bounding box instead of a transform of
-the whole image.
+the whole image; a small ball (up to about four voxels' radius) costs one vectorised pass
+over that box per line of the ball along the last axis (the box first combined along that
+axis, once per line width).
 
 Why painting the surface is enough: let ``x`` be a voxel outside the mask and ``m`` the
 mask voxel nearest to it. Moving ``m`` one voxel along any axis on which it differs from

@@ -437,6 +437,17 @@ def _shell(
     return dilate_ball(mask, outer_mm, spacing) & ~dilate_ball(mask, inner_mm, spacing)
 
 
+def _side(img: np.ndarray, half_hu: float, sign: float) -> np.ndarray:
+    """Voxels on the lesion's side of ``half_hu``: above it (``sign`` > 0) or below it
+    (``sign`` < 0), compared in ``img``'s own precision; none for ``sign`` 0."""
+    h = img.dtype.type(half_hu)
+    if sign > 0:
+        return np.asarray(img > h)
+    if sign < 0:
+        return np.asarray(img < h)
+    return np.zeros(img.shape, dtype=bool)
+
+
 def _in_box(region: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """``fn`` applied to ``region``'s bounding box grown by one voxel, pasted back (for
     operations whose result outside that box is the input's: erosion, hole filling, the
@@ -793,7 +804,7 @@ class _Segmenter:
 
         def grow(lesion: float, bg: float, img: np.ndarray) -> np.ndarray:
             # the lesion's side of the half-way HU to each neighbour, connected to the seed
-            beyond = (img - (bg + lesion) / 2.0) * sign > 0
+            beyond = _side(img, (bg + lesion) / 2.0, sign)
             if floor_hu is not None and sign < 0 and lesion > floor_hu:
                 beyond &= img > (lesion + floor_hu) / 2.0
             if allowed is not None:
@@ -1364,7 +1375,11 @@ class _Segmenter:
         sm = crops.get(
             tuple(v for b in box for v in (b.start, b.stop)), lambda: self._smoothed(box)
         )
-        seed = core & ((sm - (lesion_hu + bg_hu) / 2.0) * np.sign(lesion_hu - bg_hu) > 0)
+        seed = np.zeros(core.shape, dtype=bool)
+        cb = bbox(core)
+        if cb is not None:
+            side = _side(sm[cb], (lesion_hu + bg_hu) / 2.0, float(np.sign(lesion_hu - bg_hu)))
+            seed[cb] = core[cb] & side
         plan.outcome, plan.cbox, plan.c_whole, plan.sm = "delineated", cbox, c_whole, sm
         # the lesion may reach ``small`` mm beyond its hot spot, or ``large`` mm when the
         # whole hot spot is smaller than a ball of that radius (a node with faint uptake
@@ -1450,7 +1465,7 @@ class _Segmenter:
             dilate_ball(c_comp, self.s.pet_lesion_ct_margin_mm[1], self.sp), cbox, box
         )
         soft = allowed & (sm >= lo) & (sm <= hi) & (self.labels[box] == 0)
-        lab, n = ndi.label(soft, structure=np.ones((3, 3, 3)))
+        lab, n = label(soft, connectivity=26)
         if n == 0:
             return
         max_vox = self.s.max_node_ml * 1000.0 / float(np.prod(self.sp_full))
