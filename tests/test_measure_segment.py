@@ -123,14 +123,14 @@ def test_same_lesions_on_one_or_several_threads(monkeypatch: pytest.MonkeyPatch)
     three give the same label map, organs, detection routes and notes (the abdomen's node,
     bowel loop with its primary found as the hotter core, and hot liver lesions)."""
     from netvolume.errors import NetVolumeError
-    from netvolume.measure import _segment
+    from netvolume.measure import _pool
 
     ct_vol, sampler, _ = _abdomen_inputs(1.25)
     runs = {}
     for threads in ("1", "3"):
         monkeypatch.setenv("NETVOLUME_THREADS", threads)
         runs[threads] = segment(ct_vol, sampler, MeasureSettings())
-        if threads == "3" and _segment._workers() != 3:
+        if threads == "3" and _pool.workers() != 3:
             pytest.skip("numba's threading layer may not be entered from several threads")
     one, three = runs["1"], runs["3"]
     assert one.organs and "lymph_node" in one.organs
@@ -143,7 +143,7 @@ def test_same_lesions_on_one_or_several_threads(monkeypatch: pytest.MonkeyPatch)
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("NETVOLUME_THREADS", bad)
         with pytest.raises(NetVolumeError, match="NETVOLUME_THREADS"):
-            _segment._workers()
+            _pool.workers()
 
 
 def _match(seg: Segmentation, truth_mask: np.ndarray) -> int:

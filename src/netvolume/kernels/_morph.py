@@ -301,13 +301,18 @@ def _grown(
     )
 
 
-def _check(mask: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, tuple[float, ...]]:
+def _bool3(mask: np.ndarray) -> np.ndarray:
     arr = np.asarray(mask)
     if arr.dtype != np.bool_ or arr.ndim != 3:
         raise KernelInputError(
             f"expected a 3-D bool mask, got dtype {arr.dtype} with {arr.ndim} dimensions",
             hint="threshold it first (mask > 0) and pass one 3-D volume",
         )
+    return arr
+
+
+def _check(mask: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, tuple[float, ...]]:
+    arr = _bool3(mask)
     sp = tuple(float(s) for s in spacing)
     if len(sp) != 3 or min(sp) <= 0:
         raise KernelInputError(
@@ -404,6 +409,15 @@ def erode_ball(mask: np.ndarray, radius_mm: float, spacing: Sequence[float]) -> 
     return out
 
 
+def _with_neighbours(out: np.ndarray, src: np.ndarray, axis: int, op: np.ufunc) -> None:
+    """``out = op(out, src shifted by -1 and by +1 along axis)`` in place; nothing is
+    combined beyond the array's edge."""
+    o = np.moveaxis(out, axis, 0)
+    m = np.moveaxis(src, axis, 0)
+    op(o[1:], m[:-1], out=o[1:])
+    op(o[:-1], m[1:], out=o[:-1])
+
+
 def erode_neighbours(
     mask: np.ndarray, connectivity: int = 6, *, border_value: bool = False
 ) -> np.ndarray:
@@ -425,23 +439,14 @@ def erode_neighbours(
     -------
     ndarray of bool, the shape of ``mask``
     """
-    arr = np.asarray(mask)
-    if arr.dtype != np.bool_ or arr.ndim != 3:
-        raise KernelInputError(
-            f"expected a 3-D bool mask, got dtype {arr.dtype} with {arr.ndim} dimensions",
-            hint="threshold it first (mask > 0) and pass one 3-D volume",
-        )
+    arr = _bool3(mask)
     if connectivity not in (6, 26):
         raise KernelInputError(f"connectivity {connectivity}: expected 6 or 26")
     out = arr.copy()
     for axis in range(3):
         # 26: each pass erodes the previous one (a 3-voxel line per axis); 6: every pass
         # looks at the mask itself
-        src = out.copy() if connectivity == 26 else arr
-        o = np.moveaxis(out, axis, 0)
-        m = np.moveaxis(src, axis, 0)
-        o[1:] &= m[:-1]
-        o[:-1] &= m[1:]
+        _with_neighbours(out, out.copy() if connectivity == 26 else arr, axis, np.bitwise_and)
     if not border_value:
         for axis in range(3):
             o = np.moveaxis(out, axis, 0)
@@ -463,19 +468,10 @@ def count_neighbours(mask: np.ndarray) -> np.ndarray:
     -------
     ndarray of uint8, the shape of ``mask``
     """
-    arr = np.asarray(mask)
-    if arr.dtype != np.bool_ or arr.ndim != 3:
-        raise KernelInputError(
-            f"expected a 3-D bool mask, got dtype {arr.dtype} with {arr.ndim} dimensions",
-            hint="threshold it first (mask > 0) and pass one 3-D volume",
-        )
+    arr = _bool3(mask)
     total = arr.astype(np.uint8)
     for axis in range(3):
-        src = total.copy()
-        o = np.moveaxis(total, axis, 0)
-        m = np.moveaxis(src, axis, 0)
-        o[1:] += m[:-1]
-        o[:-1] += m[1:]
+        _with_neighbours(total, total.copy(), axis, np.add)
     return total
 
 

@@ -34,14 +34,9 @@ from netvolume.kernels import (
     suv_peak,
 )
 from netvolume.measure._inputs import StudyInputs, load_study
+from netvolume.measure._pool import submit, worker_pool
 from netvolume.measure._records import ORGANS, LesionRecord, ReferenceVOI, StudyMeasurement
-from netvolume.measure._segment import (
-    SegmentationError,
-    _submit,
-    _workers,
-    block_mean,
-    segment,
-)
+from netvolume.measure._segment import SegmentationError, block_mean, segment
 from netvolume.measure._settings import MeasureSettings
 from netvolume.measure._spill import hotter_tissue, spill_in_free
 from netvolume.volume import Volume
@@ -576,9 +571,7 @@ def measure_study(
     m = _Measurer(inp, grid, s)
     t_meas = time.perf_counter()
     references: dict[str, ReferenceVOI] = {}
-    workers = _workers()
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-    try:
+    with worker_pool() as pool:
         records = _measure_lesions(
             m,
             pool,
@@ -593,9 +586,6 @@ def measure_study(
             study_flags,
             notes,
         )
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     t_meas = time.perf_counter() - t_meas
 
     # ---- the study
@@ -721,7 +711,7 @@ def _measure_lesions(
     ):
         if mask is not None:
             ref_notes: list[str] = []
-            job = _submit(pool, m.reference, organ, mask, labels, diameter, ref_notes)
+            job = submit(pool, m.reference, organ, mask, labels, diameter, ref_notes)
             ref_jobs.append((organ, ref_notes, job))
     stats = region_stats(labels, n, spacing=spacing, values=ct_values) if n else None
     objs = (
@@ -744,7 +734,7 @@ def _measure_lesions(
                 slice(max(0, a.start - mm), min(dim, a.stop + mm))
                 for a, mm, dim in zip(sl, margin, labels.shape, strict=True)
             )
-            crop_jobs.append(_submit(pool, _PetCrop.of, box, labels, k, m))
+            crop_jobs.append(submit(pool, _PetCrop.of, box, labels, k, m))
     axes = axial_diameters(labels, n, spacing=spacing) if n else None
 
     for organ, ref_notes, job in ref_jobs:
@@ -840,7 +830,7 @@ def _measure_lesions(
                         rec["sstr_positive"] = g >= s.sstr_positive_min_grade
         return rec, flags, spill_notes
 
-    uptakes = [_submit(pool, uptake, i) for i in range(n)] if pet_voxel_ml is not None else []
+    uptakes = [submit(pool, uptake, i) for i in range(n)] if pet_voxel_ml is not None else []
 
     # ---- per lesion, in order
     thick = inp.slice_thickness_mm

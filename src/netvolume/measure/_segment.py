@@ -49,12 +49,10 @@ for a trained model on real anatomy. Every stage can be replaced by an imported 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 import numba
 import numpy as np
@@ -72,10 +70,9 @@ from netvolume.kernels import (
     label,
     largest_component,
 )
+from netvolume.measure._pool import submit, worker_pool
 from netvolume.measure._settings import MeasureSettings
 from netvolume.volume import Volume
-
-_T = TypeVar("_T")
 
 __all__ = ["CoarseGrid", "Segmentation", "SegmentationError", "block_mean", "segment"]
 
@@ -389,41 +386,6 @@ class _Crops:
                 future.set_exception(exc)
                 raise
         return future.result()
-
-
-def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., _T], *args: Any) -> Future[_T]:
-    """``fn(*args)`` on ``pool``, or here and now without one (its exception raised here)."""
-    if pool is not None:
-        return pool.submit(fn, *args)
-    done: Future[_T] = Future()
-    done.set_result(fn(*args))
-    return done
-
-
-def _workers() -> int:
-    """Threads for the lesion search: ``NETVOLUME_THREADS``, else numba's thread count
-    (the CPUs, or a batch worker's share; at most 4). 1 unless numba's threading layer may
-    be entered from several threads at once (OpenMP or TBB; its ``workqueue`` layer may
-    not). The results do not depend on it (tested)."""
-    text = os.environ.get("NETVOLUME_THREADS", "").strip()
-    if text:
-        if not text.isdigit() or int(text) < 1:
-            raise NetVolumeError(
-                f"NETVOLUME_THREADS = {text!r}: expected a whole number of threads, 1 or more",
-                hint="unset it to use the CPUs, or set e.g. NETVOLUME_THREADS=1",
-            )
-        n = int(text)
-    else:
-        # numba's threads of the calling thread: the cores, or what a batch worker was
-        # given (``netvolume run --jobs``)
-        n = min(4, numba.get_num_threads())
-    if n == 1:
-        return 1
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
-        return 1
-    return n if layer in ("omp", "tbb") else 1
 
 
 class SegmentationError(NetVolumeError):
@@ -1571,13 +1533,8 @@ def segment(
     Segmentation
     """
     sg = _Segmenter(ct, pet_sampler, settings)
-    workers = _workers()
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
-    try:
+    with worker_pool() as pool:
         return _segment(sg, pool, liver, spleen, lesions_auto)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
 
 def _segment(
@@ -1594,10 +1551,10 @@ def _segment(
     if liver is None or lesions_auto:
         _core, hull = sg.liver_coarse()
     if liver is None:
-        liver_job = _submit(pool, sg.refine_organ, hull, sg.est["liver_hu"])
+        liver_job = submit(pool, sg.refine_organ, hull, sg.est["liver_hu"])
     else:
         hull = block_mean(liver.astype(np.uint8), sg.grid.block) >= 0.5
-    bone_job = _submit(pool, sg.bone_hull) if lesions_auto else None
+    bone_job = submit(pool, sg.bone_hull) if lesions_auto else None
     if sg.petc is not None and "liver_suv_coarse" not in sg.est:
         sg.est["liver_suv_coarse"] = _median(sg.petc[hull])
     spleen_full = spleen
